@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a Debian/Ubuntu machine: system packages through apt
+# (oneDNN for fast CPU convolutions, the Noto Color Emoji font for the demo data set, OpenMPI for
+# multi-process training), then the pinned Python packages. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES="libdnnl-dev fonts-noto-color-emoji openmpi-bin libopenmpi-dev"
+
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install.sh: apt-get not found; install these packages by hand:$missing" >&2
+  else
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q --no-install-recommends $missing \
+      || { $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends $missing; }
+  fi
+fi
+"$PYTHON" -m pip install -q --disable-pip-version-check -r requirements.txt

@@ -1,0 +1,83 @@
+"""Prepare the process for Jittor, then import it. Every script imports this module first.
+
+Jittor 1.3.11 needs three things fixed before ``import jittor`` on the machines this project
+targets; variables the user has set always win:
+
+* ``nvcc_path``: when an ``nvcc`` is on PATH but no CUDA driver can be loaded, Jittor's import
+  fails while it probes CUDA. We then set ``nvcc_path=""`` so Jittor builds for the CPU only.
+* oneDNN: on first import Jittor downloads oneDNN into its cache, which fails offline, and its
+  own CPU convolutions are 40-50x slower. If Debian's ``libdnnl-dev`` is installed we link it
+  into the cache folder Jittor looks in (``~/.cache/jittor/mkl/dnnl_lnx_2.2.0_cpu_gomp``), so
+  Jittor finds it and does not download. Without it we fall back to ``use_mkl=0`` and warn once.
+* ``log_silent=1``: Jittor's compiler log lines are quiet unless the user asks for them.
+
+After import, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU.
+"""
+import ctypes
+import os
+import platform
+import sys
+
+ONEDNN_DIR_NAME = {"x86_64": "dnnl_lnx_2.2.0_cpu_gomp", "aarch64": "dnnl_lnx_2.2.0_cpu_gomp_aarch64"}
+DEBIAN_ONEDNN_INCLUDE = "/usr/include/oneapi/dnnl"
+ONEDNN_INSTALL_HINT = "apt-get install -y libdnnl-dev"
+
+
+def cuda_driver_loadable():
+    """True when the CUDA driver library can be opened, i.e. a GPU may be usable."""
+    for name in ("libcuda.so.1", "libcuda.so"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def jittor_home():
+    """Folder under which Jittor keeps ``.cache/jittor`` (it honours JITTOR_HOME)."""
+    return os.path.abspath(os.environ.get("JITTOR_HOME", os.path.expanduser("~")))
+
+
+def link_debian_onednn():
+    """Make Jittor's oneDNN cache folder point at Debian's libdnnl. Returns True on success."""
+    machine = platform.machine()
+    if platform.system() != "Linux" or machine not in ONEDNN_DIR_NAME:
+        return False
+    target = os.path.join(jittor_home(), ".cache", "jittor", "mkl", ONEDNN_DIR_NAME[machine])
+    lib_link = os.path.join(target, "lib", "libmkldnn.so")
+    if os.path.isfile(lib_link):
+        return True  # Jittor's own download, or a link made earlier
+    library = f"/usr/lib/{machine}-linux-gnu/libdnnl.so.2"
+    if not (os.path.isfile(library) and os.path.isdir(DEBIAN_ONEDNN_INCLUDE)):
+        return False
+    try:
+        os.makedirs(os.path.join(target, "lib"), exist_ok=True)
+        include_link = os.path.join(target, "include")
+        if not os.path.lexists(include_link):
+            os.symlink(DEBIAN_ONEDNN_INCLUDE, include_link)
+        if os.path.lexists(lib_link):
+            os.remove(lib_link)  # a dangling link left by an older install
+        os.symlink(library, lib_link)
+    except OSError:
+        return False
+    return os.path.isfile(lib_link)
+
+
+def prepare_environment(environ=os.environ):
+    """Set Jittor's environment variables for this machine, leaving user-set ones alone."""
+    if "nvcc_path" not in environ and not cuda_driver_loadable():
+        environ["nvcc_path"] = ""
+    environ.setdefault("log_silent", "1")
+    user_chose_mkl = any(k in environ for k in ("use_mkl", "mkl_include_path", "mkl_lib_path"))
+    if not user_chose_mkl and not link_debian_onednn():
+        environ["use_mkl"] = "0"
+        print(f"warning: oneDNN not found, Jittor's CPU convolutions will be 40-50x slower "
+              f"(install it with: {ONEDNN_INSTALL_HINT})", file=sys.stderr)
+
+
+prepare_environment()
+
+import jittor as jt  # noqa: E402  (must come after the environment is prepared)
+
+jt.flags.use_cuda = 1 if jt.has_cuda else 0
