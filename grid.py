@@ -1,0 +1,129 @@
+"""Image grids and image files: the one place that turns generator outputs into pictures.
+
+Reproduces what the reference does with ``torchvision.utils.save_image(images, path, nrow=...,
+normalize=True, range=(-1, 1))``, with numpy and PIL only:
+
+1. normalise: clamp to ``value_range`` = (low, high), then (x - low) / max(high - low, 1e-5);
+2. ``make_grid``: tiles of H x W with ``padding`` pixels of ``pad_value`` around and between
+   them, ``nrow`` tiles per row, filled row by row; a single image is returned as it is;
+3. to 8 bits: x * 255 + 0.5, clipped to [0, 255], truncated to uint8 (round to nearest).
+
+Normalisation comes before the padding, so the padding is ``pad_value`` in [0, 1] (0: black)
+whatever the images' range. Images are numpy arrays or ``jt.Var`` of shape (N, C, H, W), C = 1
+(repeated to RGB, as torchvision does) or 3, or a single (C, H, W) image.
+"""
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_PADDING = 2              # torchvision's default
+DEFAULT_PAD_VALUE = 0.0
+DEFAULT_VALUE_RANGE = (-1, 1)    # the generator's output range
+MIN_RANGE_WIDTH = 1e-5           # torchvision's guard against a zero-width range
+GIF_FRAME_MS = 100
+
+
+def as_batch(images):
+    """(N, 3, H, W) float32 numpy array from numpy / jt.Var images, as torchvision reads them."""
+    if hasattr(images, "numpy") and not isinstance(images, np.ndarray):
+        images = images.numpy()  # jt.Var
+    if isinstance(images, (list, tuple)):
+        images = np.stack([as_batch(image)[0] for image in images])
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, 3, H, W) or (N, 1, H, W), got {images.shape}")
+    if images.shape[1] == 1:
+        images = np.concatenate([images] * 3, axis=1)
+    return images
+
+
+def normalize(images, value_range=DEFAULT_VALUE_RANGE):
+    """Map ``value_range`` to [0, 1], clamping outside values (torchvision's normalize=True)."""
+    low, high = (float(v) for v in value_range)
+    images = np.clip(as_batch(images), np.float32(low), np.float32(high))
+    return (images - np.float32(low)) / np.float32(max(high - low, MIN_RANGE_WIDTH))
+
+
+def grid_shape(n_images, nrow, height, width, padding=DEFAULT_PADDING):
+    """(rows, columns, grid height, grid width) in pixels of a grid, as ``make_grid`` lays it out."""
+    if n_images == 1:
+        return 1, 1, height, width
+    columns = min(nrow, n_images)
+    rows = int(math.ceil(n_images / columns))
+    return rows, columns, rows * (height + padding) + padding, columns * (width + padding) + padding
+
+
+def make_grid(images, nrow, padding=DEFAULT_PADDING, pad_value=DEFAULT_PAD_VALUE):
+    """Tile images into one (3, H, W) array exactly like ``torchvision.utils.make_grid``.
+
+    ``nrow`` is the number of images per row. Tile k sits at row k // nrow, column k % nrow,
+    its top-left pixel at (padding + row * (H + padding), padding + column * (W + padding)).
+    Values are not normalised here; use ``normalize`` first to match save_image.
+    """
+    if nrow < 1:
+        raise ValueError(f"nrow must be at least 1, got {nrow}")
+    images = as_batch(images)
+    n, channels, height, width = images.shape
+    if n == 0:
+        raise ValueError("no images to tile")
+    if n == 1:
+        return images[0].copy()
+    rows, columns, grid_height, grid_width = grid_shape(n, nrow, height, width, padding)
+    grid = np.full((channels, grid_height, grid_width), pad_value, dtype=np.float32)
+    for k in range(n):
+        top = padding + (k // columns) * (height + padding)
+        left = padding + (k % columns) * (width + padding)
+        grid[:, top:top + height, left:left + width] = images[k]
+    return grid
+
+
+def to_uint8_image(grid, value_range=DEFAULT_VALUE_RANGE):
+    """H x W x 3 uint8 array of a (3, H, W) image, as ``save_image(normalize=True, range=...)``.
+
+    With ``value_range=None`` the image is taken as already normalised to [0, 1] (what
+    ``save_image_grid`` passes, having normalised before padding).
+    """
+    grid = np.asarray(grid.numpy() if hasattr(grid, "numpy") and not isinstance(grid, np.ndarray)
+                      else grid, dtype=np.float32)
+    if grid.ndim != 3:
+        raise ValueError(f"expected one (C, H, W) image, got shape {grid.shape}")
+    if value_range is not None:
+        grid = normalize(grid, value_range)[0]
+    scaled = np.clip(grid * np.float32(255) + np.float32(0.5), 0, 255)
+    return scaled.astype(np.uint8).transpose(1, 2, 0)
+
+
+def _make_parent(path):
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+
+
+def save_image_grid(images, path, nrow, padding=DEFAULT_PADDING, value_range=DEFAULT_VALUE_RANGE,
+                    pad_value=DEFAULT_PAD_VALUE):
+    """Write ``images`` as one grid image (PNG by the name), like the reference's save_image call.
+
+    Returns the H x W x 3 uint8 array written. Creates the parent folder.
+    """
+    if value_range is not None:
+        images = normalize(images, value_range)
+    pixels = to_uint8_image(make_grid(images, nrow, padding, pad_value), value_range=None)
+    _make_parent(path)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def save_gif(frames, path, value_range=DEFAULT_VALUE_RANGE, frame_ms=GIF_FRAME_MS):
+    """Write images (N, 3, H, W) as an animated GIF that loops forever; returns the uint8 frames."""
+    frames = normalize(frames, value_range) if value_range is not None else as_batch(frames)
+    pixels = [to_uint8_image(frame, value_range=None) for frame in frames]
+    _make_parent(path)
+    first, *rest = [Image.fromarray(p) for p in pixels]
+    first.save(path, save_all=True, append_images=rest, duration=frame_ms, loop=0)
+    return pixels
