@@ -1,0 +1,576 @@
+"""StyleGAN v1 in Jittor: style-based generator and progressive discriminator.
+
+A faithful port of rosinality/style-based-gan-pytorch (``model.py``) by way of the Jittor port
+xUhEngwAng/StyleGAN-jittor. Same layers, same maths, same state-dict key names and shapes, so a
+generator state dict written by either reference loads here. The file is ordered like the paper
+(Karras et al. 2019, "A Style-Based Generator Architecture for GANs"): equalized-learning-rate
+layers and the small building blocks first, then the conv blocks, then the two networks.
+
+Resolutions are indexed by ``step``: step s works at 4 * 2**s px, so steps 0..8 are 4..1024 px.
+The optional ``width`` argument narrows every layer (``width / 512`` of the reference's channels)
+for tests and CPU runs; the default is the reference network.
+"""
+import random
+from math import log2, sqrt
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+from jittor import nn
+
+MAX_STEP = 8                      # 4 * 2**8 = 1024 px
+REFERENCE_WIDTH = 512             # channels of the reference's low-resolution blocks
+LEAKY_SLOPE = 0.2                 # LeakyReLU slope everywhere, as in the paper
+PIXEL_NORM_EPS = 1e-8
+INSTANCE_NORM_EPS = 1e-5          # torch.nn.InstanceNorm2d's default, used by the reference
+MBSTD_EPS = 1e-8                  # minibatch-stddev: sqrt(var + eps), as the PyTorch original
+
+# Output channels of the generator's blocks for 4, 8, ..., 1024 px, at the reference width.
+GENERATOR_CHANNELS = (512, 512, 512, 512, 256, 128, 64, 32, 16)
+# The first step whose up/down-sampling is fused with its convolution (128 px), as the reference.
+FIRST_FUSED_STEP = 5
+
+
+def size_for_step(step):
+    """Image side in pixels produced at progression step ``step``."""
+    return 4 * 2 ** step
+
+
+def step_for_size(size):
+    """Progression step for an image side ``size`` (a power of two from 4 to 1024)."""
+    step = int(round(log2(size))) - 2 if size > 0 else -1
+    if not 0 <= step <= MAX_STEP or size_for_step(step) != size:
+        raise ValueError(f"image size must be a power of two from 4 to 1024, got {size}")
+    return step
+
+
+def check_step(step):
+    if not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise ValueError(f"step must be an integer from 0 (4 px) to {MAX_STEP} (1024 px), got {step!r}")
+
+
+def scaled_channels(reference_channels, width):
+    """Channels of a layer that has ``reference_channels`` at the reference width 512."""
+    return max(1, reference_channels * width // REFERENCE_WIDTH)
+
+
+def he_scale(fan_in):
+    """Equalized learning rate (ProGAN section 4.1): weights stored N(0, 1), scaled at run time."""
+    return sqrt(2 / fan_in)
+
+
+# ----------------------------------------------------------------------------------------------
+# Equalized learning-rate layers
+# ----------------------------------------------------------------------------------------------
+
+class ScaledWeightConv2d(nn.Module):
+    """Conv2d whose trainable weight ``weight_orig`` is multiplied by sqrt(2 / fan_in) at every
+    forward: what the reference's EqualLR hook does to ``nn.Conv2d`` (same key names)."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding=0):
+        self.weight_orig = jt.randn(out_channel, in_channel, kernel_size, kernel_size)
+        self.bias = jt.zeros(out_channel)
+        self._scale = he_scale(in_channel * kernel_size * kernel_size)
+        self._padding = padding
+
+    def execute(self, input):
+        return nn.conv2d(input, self.weight_orig * self._scale, self.bias, padding=self._padding)
+
+
+class ScaledWeightLinear(nn.Module):
+    """Linear layer with equalized learning rate (``weight_orig`` scaled by sqrt(2 / in_dim))."""
+
+    def __init__(self, in_dim, out_dim):
+        self.weight_orig = jt.randn(out_dim, in_dim)
+        self.bias = jt.zeros(out_dim)
+        self._scale = he_scale(in_dim)
+
+    def execute(self, input):
+        return jt.matmul(input, (self.weight_orig * self._scale).transpose((1, 0))) + self.bias
+
+
+class EqualConv2d(nn.Module):
+    """Equalized-LR convolution; the layer sits at ``.conv`` as in the reference."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding=0):
+        self.conv = ScaledWeightConv2d(in_channel, out_channel, kernel_size, padding)
+
+    def execute(self, input):
+        return self.conv(input)
+
+
+class EqualLinear(nn.Module):
+    """Equalized-LR linear layer; the layer sits at ``.linear`` as in the reference."""
+
+    def __init__(self, in_dim, out_dim):
+        self.linear = ScaledWeightLinear(in_dim, out_dim)
+
+    def execute(self, input):
+        return self.linear(input)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small building blocks
+# ----------------------------------------------------------------------------------------------
+
+class PixelNorm(nn.Module):
+    """x / sqrt(mean over channels of x^2 + 1e-8) (ProGAN section 4.2), on the latent z."""
+
+    def execute(self, input):
+        return input / jt.sqrt((input * input).mean(dim=1, keepdims=True) + PIXEL_NORM_EPS)
+
+
+def blur(input):
+    """Depthwise 3x3 blur with kernel [1,2,1] x [1,2,1] / 16, zero padding 1.
+
+    Written as a separable sum of shifted slices, so Jittor differentiates it to any order (the
+    reference needs a hand-written double backward for the R1 penalty; here autograd gives it).
+    The kernel is symmetric, so convolution and correlation agree.
+    """
+    padded = nn.pad(input, [1, 1, 1, 1])
+    h, w = input.shape[2], input.shape[3]
+    rows = (padded[:, :, :, 0:w] + 2 * padded[:, :, :, 1:w + 1] + padded[:, :, :, 2:w + 2]) / 4
+    return (rows[:, :, 0:h, :] + 2 * rows[:, :, 1:h + 1, :] + rows[:, :, 2:h + 2, :]) / 4
+
+
+class Blur(nn.Module):
+    """StyleGAN's low-pass filter after upsampling / before downsampling (paper section 2).
+
+    Holds no state: the reference's Jittor port saves none, and the PyTorch original's kernel
+    buffers (``weight``, ``weight_flip``) are constants that ``load_state_dict`` skips.
+    """
+
+    def __init__(self, channel=None):
+        self._channel = channel
+
+    def execute(self, input):
+        return blur(input)
+
+
+def box_filter_kernel(weight):
+    """Pad a k x k kernel to (k+1) x (k+1) and average its four one-pixel shifts.
+
+    Convolving with stride 2 by this kernel equals the k x k convolution followed by 2x2 average
+    pooling (FusedDownsample); the transposed convolution by it equals nearest 2x upsampling
+    followed by the flipped k x k convolution, times 1/4 (FusedUpsample). The 1/4 in the
+    upsampling case is the PyTorch original's (the TF StyleGAN has none); kept for checkpoints.
+    """
+    padded = nn.pad(weight, [1, 1, 1, 1])
+    return (padded[:, :, 1:, 1:] + padded[:, :, :-1, 1:]
+            + padded[:, :, 1:, :-1] + padded[:, :, :-1, :-1]) / 4
+
+
+class FusedUpsample(nn.Module):
+    """2x upsampling fused with a 3x3 convolution (a stride-2 transposed conv), used from 128 px.
+
+    ``weight`` has the transposed-conv layout (in, out, k, k) and is scaled by sqrt(2 / fan_in)
+    with fan_in = in * k * k, as in the reference (plain ``weight``/``bias`` keys, no EqualLR hook).
+    """
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding=0):
+        self.weight = jt.randn(in_channel, out_channel, kernel_size, kernel_size)
+        self.bias = jt.zeros(out_channel)
+        self._scale = he_scale(in_channel * kernel_size * kernel_size)
+        self._padding = padding
+
+    def execute(self, input):
+        weight = box_filter_kernel(self.weight * self._scale)
+        return nn.conv_transpose2d(input, weight, self.bias, stride=2, padding=self._padding)
+
+
+class FusedDownsample(nn.Module):
+    """3x3 convolution fused with 2x2 average pooling (a stride-2 conv), used from 128 px."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding=0):
+        self.weight = jt.randn(out_channel, in_channel, kernel_size, kernel_size)
+        self.bias = jt.zeros(out_channel)
+        self._scale = he_scale(in_channel * kernel_size * kernel_size)
+        self._padding = padding
+
+    def execute(self, input):
+        weight = box_filter_kernel(self.weight * self._scale)
+        return nn.conv2d(input, weight, self.bias, stride=2, padding=self._padding)
+
+
+def upsample_nearest(input):
+    """2x nearest-neighbour upsampling."""
+    n, c, h, w = input.shape
+    return input.reindex([n, c, 2 * h, 2 * w], ["i0", "i1", "i2/2", "i3/2"])
+
+
+def avg_pool_2x2(input):
+    """2x2 average pooling with stride 2."""
+    n, c, h, w = input.shape
+    return input.reshape((n, c, h // 2, 2, w // 2, 2)).mean(dims=(3, 5))
+
+
+class Upsample(nn.Module):
+    """Module form of :func:`upsample_nearest` (sits in Sequential slots like the reference's)."""
+
+    def execute(self, input):
+        return upsample_nearest(input)
+
+
+class AvgPool2x2(nn.Module):
+    def execute(self, input):
+        return avg_pool_2x2(input)
+
+
+class NoiseInjection(nn.Module):
+    """Adds per-pixel noise scaled by a learned per-channel factor (paper section 3.2).
+
+    The factor is stored as ``weight_orig`` (init 0) and scaled by sqrt(2 / channels): the
+    reference wraps this module in EqualLR too.
+    """
+
+    def __init__(self, channel):
+        self.weight_orig = jt.zeros((1, channel, 1, 1))
+        self._scale = he_scale(channel)
+
+    def execute(self, image, noise):
+        return image + self.weight_orig * self._scale * noise
+
+
+def instance_norm(input):
+    """Per-sample, per-channel normalisation over H, W (biased variance, eps 1e-5)."""
+    mean = input.mean(dims=(2, 3), keepdims=True)
+    centred = input - mean
+    var = (centred * centred).mean(dims=(2, 3), keepdims=True)
+    return centred / jt.sqrt(var + INSTANCE_NORM_EPS)
+
+
+class AdaptiveInstanceNorm(nn.Module):
+    """AdaIN (paper section 2): instance norm, then a per-channel scale and bias from the style.
+
+    The affine map from W gives (gamma, beta); its bias starts at 1 for gamma and 0 for beta.
+    """
+
+    def __init__(self, in_channel, style_dim):
+        self.style = EqualLinear(style_dim, in_channel * 2)
+        self.style.linear.bias = jt.concat([jt.ones(in_channel), jt.zeros(in_channel)])
+
+    def execute(self, input, style):
+        style = self.style(style)
+        channels = input.shape[1]
+        gamma = style[:, :channels].reshape((-1, channels, 1, 1))
+        beta = style[:, channels:].reshape((-1, channels, 1, 1))
+        return gamma * instance_norm(input) + beta
+
+
+class ConstantInput(nn.Module):
+    """The learned 4x4 constant the synthesis network starts from (paper section 2)."""
+
+    def __init__(self, channel, size=4):
+        self.input = jt.randn(1, channel, size, size)
+
+    def execute(self, input):
+        return self.input.repeat(input.shape[0], 1, 1, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Conv blocks
+# ----------------------------------------------------------------------------------------------
+
+class StyledConvBlock(nn.Module):
+    """One synthesis resolution: (upsample +) conv, noise, LeakyReLU, AdaIN, twice.
+
+    The order noise -> LeakyReLU -> AdaIN is the reference's. ``conv1`` is the constant input at
+    4 px, nearest-upsample + conv + blur below 128 px, and fused upsample + blur from 128 px.
+    """
+
+    def __init__(self, in_channel, out_channel, kernel_size=3, padding=1, style_dim=512,
+                 initial=False, upsample=False, fused=False):
+        if initial:
+            self.conv1 = ConstantInput(in_channel)
+        elif upsample and fused:
+            self.conv1 = nn.Sequential(
+                FusedUpsample(in_channel, out_channel, kernel_size, padding=padding),
+                Blur(out_channel))
+        elif upsample:
+            self.conv1 = nn.Sequential(
+                Upsample(),
+                EqualConv2d(in_channel, out_channel, kernel_size, padding=padding),
+                Blur(out_channel))
+        else:
+            self.conv1 = EqualConv2d(in_channel, out_channel, kernel_size, padding=padding)
+
+        self.noise1 = NoiseInjection(out_channel)
+        self.adain1 = AdaptiveInstanceNorm(out_channel, style_dim)
+        self.lrelu1 = nn.LeakyReLU(LEAKY_SLOPE)
+
+        self.conv2 = EqualConv2d(out_channel, out_channel, kernel_size, padding=padding)
+        self.noise2 = NoiseInjection(out_channel)
+        self.adain2 = AdaptiveInstanceNorm(out_channel, style_dim)
+        self.lrelu2 = nn.LeakyReLU(LEAKY_SLOPE)
+
+    def execute(self, input, style, noise):
+        out = self.conv1(input)
+        out = self.adain1(self.lrelu1(self.noise1(out, noise)), style)
+        out = self.conv2(out)
+        out = self.adain2(self.lrelu2(self.noise2(out, noise)), style)
+        return out
+
+
+class ConvBlock(nn.Module):
+    """Discriminator block: conv + LeakyReLU, then (blur +) conv (+ downsample) + LeakyReLU."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding, kernel_size2=None,
+                 padding2=None, downsample=False, fused=False):
+        kernel2 = kernel_size if kernel_size2 is None else kernel_size2
+        pad2 = padding if padding2 is None else padding2
+
+        self.conv1 = nn.Sequential(
+            EqualConv2d(in_channel, out_channel, kernel_size, padding=padding),
+            nn.LeakyReLU(LEAKY_SLOPE))
+
+        if downsample and fused:
+            self.conv2 = nn.Sequential(
+                Blur(out_channel),
+                FusedDownsample(out_channel, out_channel, kernel2, padding=pad2),
+                nn.LeakyReLU(LEAKY_SLOPE))
+        elif downsample:
+            self.conv2 = nn.Sequential(
+                Blur(out_channel),
+                EqualConv2d(out_channel, out_channel, kernel2, padding=pad2),
+                AvgPool2x2(),
+                nn.LeakyReLU(LEAKY_SLOPE))
+        else:
+            self.conv2 = nn.Sequential(
+                EqualConv2d(out_channel, out_channel, kernel2, padding=pad2),
+                nn.LeakyReLU(LEAKY_SLOPE))
+
+    def execute(self, input):
+        return self.conv2(self.conv1(input))
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks
+# ----------------------------------------------------------------------------------------------
+
+class ReferenceStateDictMixin:
+    """``load_state_dict`` that accepts what the reference writes besides the parameters.
+
+    * The Jittor reference's EqualLR hook leaves the scaled weight as an attribute, so its saved
+      state dicts hold ``X.weight`` (= ``X.weight_orig * sqrt(2 / fan_in)``) beside every
+      ``X.weight_orig``: derived, so dropped.
+    * The PyTorch original saves Blur kernels as buffers ``X.weight`` / ``X.weight_flip``:
+      constants, so dropped.
+    Any other unknown key, a missing key or a shape mismatch raises ``ValueError`` naming it.
+    """
+
+    def load_state_dict(self, state_dict):
+        own = self.state_dict()
+        cleaned = {}
+        for key, value in state_dict.items():
+            if key not in own and self._is_reference_extra(key, state_dict):
+                continue
+            cleaned[key] = value
+        unknown = sorted(k for k in cleaned if k not in own)
+        missing = sorted(k for k in own if k not in cleaned)
+        if unknown or missing:
+            raise ValueError(
+                f"state dict does not fit {type(self).__name__}: "
+                + (f"missing {len(missing)} keys (first: {missing[0]})" if missing else "")
+                + ("; " if missing and unknown else "")
+                + (f"{len(unknown)} unexpected keys (first: {unknown[0]})" if unknown else ""))
+        for key, value in cleaned.items():
+            shape = tuple(value.shape)
+            if shape != tuple(own[key].shape):
+                raise ValueError(f"state dict does not fit {type(self).__name__}: {key} has shape "
+                                 f"{shape}, expected {tuple(own[key].shape)}")
+        self.load_parameters(cleaned)
+
+    @staticmethod
+    def _is_reference_extra(key, state_dict):
+        prefix, _, name = key.rpartition(".")
+        if name == "weight" and f"{prefix}.weight_orig" in state_dict:
+            return True  # Jittor reference: derived EqualLR weight
+        if name in ("weight", "weight_flip") and (f"{prefix}.weight_flip" in state_dict
+                                                 or f"{prefix}.weight" in state_dict):
+            return True  # PyTorch original: Blur kernel buffers
+        return False
+
+
+class Generator(nn.Module):
+    """Synthesis network: constant 4x4 input, then one StyledConvBlock per resolution."""
+
+    def __init__(self, code_dim=512, fused=True, width=REFERENCE_WIDTH, style_dim=None):
+        style_dim = code_dim if style_dim is None else style_dim
+        channels = [scaled_channels(c, width) for c in GENERATOR_CHANNELS]
+        blocks = [StyledConvBlock(channels[0], channels[0], 3, 1, style_dim=style_dim, initial=True)]
+        for step in range(1, MAX_STEP + 1):
+            blocks.append(StyledConvBlock(channels[step - 1], channels[step], 3, 1,
+                                          style_dim=style_dim, upsample=True,
+                                          fused=fused and step >= FIRST_FUSED_STEP))
+        self.progression = nn.ModuleList(blocks)
+        self.to_rgb = nn.ModuleList([EqualConv2d(c, 3, 1) for c in channels])
+
+    def execute(self, style, noise, step=0, alpha=-1, mixing_range=(-1, -1)):
+        """Synthesise images at ``step`` from a list of W codes.
+
+        With several codes and ``mixing_range == (-1, -1)``, the layers switch code at random
+        crossover points, as the reference's style-mixing regularisation (paper section 3.1).
+        Otherwise layers ``mixing_range[0] <= i <= mixing_range[1]`` take ``style[1]``, the others
+        ``style[0]``. ``0 <= alpha < 1`` blends in the upsampled RGB of the previous resolution.
+        """
+        if len(style) < 2:
+            inject_index = [len(self.progression) + 1]
+        elif step == 0:
+            inject_index = []  # the reference's random.sample(range(0), 1) raises; one layer, no mix
+        else:
+            inject_index = sorted(random.sample(list(range(step)), len(style) - 1))
+
+        out = noise[0]
+        out_prev = None
+        crossover = 0
+        for i, (conv, to_rgb) in enumerate(zip(self.progression, self.to_rgb)):
+            if mixing_range == (-1, -1):
+                if crossover < len(inject_index) and i > inject_index[crossover]:
+                    crossover = min(crossover + 1, len(style))
+                style_step = style[crossover]
+            else:
+                style_step = style[1] if mixing_range[0] <= i <= mixing_range[1] else style[0]
+
+            out_prev = out
+            out = conv(out, style_step, noise[i])
+
+            if i == step:
+                out = to_rgb(out)
+                if i > 0 and 0 <= alpha < 1:
+                    skip_rgb = upsample_nearest(self.to_rgb[i - 1](out_prev))
+                    out = (1 - alpha) * skip_rgb + alpha * out
+                break
+        return out
+
+
+class StyledGenerator(ReferenceStateDictMixin, nn.Module):
+    """Mapping network (PixelNorm + ``n_mlp`` EqualLinear/LeakyReLU) followed by synthesis.
+
+    Args:
+        code_dim: size of the latent z and of the style w (512 in the reference).
+        n_mlp: layers of the mapping network (8 in the paper).
+        width: channels of the 4..32 px blocks; higher resolutions scale alike (reference: 512).
+    """
+
+    def __init__(self, code_dim=512, n_mlp=8, width=REFERENCE_WIDTH):
+        self.code_dim = code_dim
+        self.generator = Generator(code_dim, width=width)
+        layers = [PixelNorm()]
+        for _ in range(n_mlp):
+            layers += [EqualLinear(code_dim, code_dim), nn.LeakyReLU(LEAKY_SLOPE)]
+        self.style = nn.Sequential(*layers)
+
+    def _check_latent(self, latent, what="latent"):
+        if len(latent.shape) != 2 or latent.shape[1] != self.code_dim:
+            raise ValueError(f"{what} must have shape (batch, {self.code_dim}), "
+                             f"got {tuple(latent.shape)}")
+
+    def execute(self, input, noise=None, step=0, alpha=-1, mean_style=None, style_weight=0,
+                mixing_range=(-1, -1)):
+        """Generate images of side 4 * 2**step.
+
+        Args:
+            input: latent z of shape (batch, code_dim), or a list of them for style mixing.
+            noise: list of step + 1 noise maps (batch, 1, 4*2**i, 4*2**i); drawn when None.
+            step: resolution index 0..8 (4..1024 px).
+            alpha: fade-in weight of the newest block in [0, 1); -1 or 1 means no fade-in.
+            mean_style: (1, code_dim) mean w; with it, w <- mean + style_weight * (w - mean)
+                (the truncation trick).
+            mixing_range: (first, last) layer taking the second latent's style; (-1, -1) picks a
+                random crossover as in training.
+        """
+        check_step(step)
+        latents = list(input) if isinstance(input, (list, tuple)) else [input]
+        if not latents:
+            raise ValueError("expected at least one latent")
+        for latent in latents:
+            self._check_latent(latent)
+        mixing_range = tuple(mixing_range)
+        if mixing_range != (-1, -1) and len(latents) < 2:
+            raise ValueError(f"mixing_range {mixing_range} needs a list of two latents")
+
+        styles = [self.style(latent) for latent in latents]
+        batch = latents[0].shape[0]
+
+        if noise is None:
+            noise = [jt.randn(batch, 1, size_for_step(i), size_for_step(i)) for i in range(step + 1)]
+        elif len(noise) != step + 1:
+            raise ValueError(f"noise must be a list of step + 1 = {step + 1} maps (4 to "
+                             f"{size_for_step(step)} px), got {len(noise)}")
+        else:
+            for i, n in enumerate(noise):
+                if tuple(n.shape[-2:]) != (size_for_step(i), size_for_step(i)):
+                    raise ValueError(f"noise[{i}] must be {size_for_step(i)}x{size_for_step(i)} px, "
+                                     f"got shape {tuple(n.shape)}")
+
+        if mean_style is not None:
+            styles = [mean_style + style_weight * (style - mean_style) for style in styles]
+
+        return self.generator(styles, noise, step, alpha, mixing_range=mixing_range)
+
+    def mean_style(self, input):
+        """Mean of the mapped styles of ``input`` latents, shape (1, code_dim)."""
+        self._check_latent(input)
+        return self.style(input).mean(dim=0, keepdims=True)
+
+
+def minibatch_stddev(out):
+    """Append the mean over features of the across-batch standard deviation as a channel.
+
+    ProGAN section 3. Computed with Jittor ops so gradients flow through it; the Jittor
+    reference goes through numpy (``np.std(out.data)``), which cuts the gradient — we follow the
+    PyTorch original: sqrt(biased variance + 1e-8), averaged to one scalar.
+    """
+    centred = out - out.mean(dim=0, keepdims=True)
+    std = jt.sqrt((centred * centred).mean(dim=0) + MBSTD_EPS)
+    n, _, h, w = out.shape
+    return jt.concat([out, std.mean().reshape((1, 1, 1, 1)).broadcast((n, 1, h, w))], dim=1)
+
+
+class Discriminator(ReferenceStateDictMixin, nn.Module):
+    """Progressive discriminator, 1024 -> 4 px, mirroring the generator.
+
+    Args:
+        fused: fused conv + downsampling in the blocks from 128 px up (the reference's default).
+        from_rgb_activate: LeakyReLU after each from-RGB 1x1 conv (the reference's train.py
+            builds ``Discriminator(from_rgb_activate=True)`` unless told otherwise).
+        width: channels of the low-resolution blocks (reference: 512).
+    """
+
+    def __init__(self, fused=True, from_rgb_activate=False, width=REFERENCE_WIDTH):
+        c = [scaled_channels(ch, width) for ch in reversed(GENERATOR_CHANNELS)]  # 16 .. 512
+        blocks = []
+        for index in range(MAX_STEP):  # index 0 takes 1024 px, index 7 takes 8 px
+            resolution_step = MAX_STEP - index
+            blocks.append(ConvBlock(c[index], c[index + 1], 3, 1, downsample=True,
+                                    fused=fused and resolution_step >= FIRST_FUSED_STEP))
+        blocks.append(ConvBlock(c[-1] + 1, c[-1], 3, 1, 4, 0))  # 4 px, with the stddev channel
+        self.progression = nn.ModuleList(blocks)
+
+        def make_from_rgb(out_channel):
+            if from_rgb_activate:
+                return nn.Sequential(EqualConv2d(3, out_channel, 1), nn.LeakyReLU(LEAKY_SLOPE))
+            return EqualConv2d(3, out_channel, 1)
+
+        self.from_rgb = nn.ModuleList([make_from_rgb(ch) for ch in c])
+        self.n_layer = len(blocks)
+        self.linear = EqualLinear(c[-1], 1)
+
+    def execute(self, input, step=0, alpha=-1):
+        """Score images of side 4 * 2**step; ``0 <= alpha < 1`` fades in the newest block."""
+        check_step(step)
+        size = size_for_step(step)
+        if len(input.shape) != 4 or tuple(input.shape[1:]) != (3, size, size):
+            raise ValueError(f"images at step {step} must have shape (batch, 3, {size}, {size}), "
+                             f"got {tuple(input.shape)}")
+        out = None
+        for i in range(step, -1, -1):
+            index = self.n_layer - i - 1
+            if i == step:
+                out = self.from_rgb[index](input)
+            if i == 0:
+                out = minibatch_stddev(out)
+            out = self.progression[index](out)
+            if i > 0 and i == step and 0 <= alpha < 1:
+                skip_rgb = self.from_rgb[index + 1](avg_pool_2x2(input))
+                out = (1 - alpha) * skip_rgb + alpha * out
+        return self.linear(out.reshape((out.shape[0], out.shape[1])))
