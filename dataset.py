@@ -1,0 +1,157 @@
+"""The training images: a Jittor Dataset over ``root/<resolution>/`` (folders written by resize.py).
+
+    dataset = MultiResolutionDataset("data", resolution=8, batch_size=256, shuffle=True)
+    for real_image in dataset:          # jt.Var, float32, (batch, 3, 8, 8), values in [-1, 1]
+        ...
+    dataset.set_resolution(16)          # progressive growing: next phase reads data/16
+
+Each item is what the reference's training transform gives (RandomHorizontalFlip, ToTensor,
+Normalize((0.5,)*3, (0.5,)*3)): a float32 (3, H, W) array in [-1, 1].
+
+Batching, shuffling, ``drop_last`` and worker processes are Jittor's own (``jittor.dataset``).
+Under MPI (``mpirun -np N python train.py``) Jittor shards every batch: ``batch_size`` is the
+batch of all ranks together and each rank receives its own ``batch_size / N`` images of it,
+the same shuffled order on every rank (Jittor shuffles with a fixed seed), no image on two ranks.
+``len(dataset)`` is Jittor's: batches per epoch; ``dataset.num_images`` counts the images.
+"""
+import os
+import shlex
+
+import numpy as np
+from PIL import Image
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+from jittor.dataset import Dataset
+
+from resize import is_power_of_two, list_images, prepare_image
+
+FLIP_PROBABILITY = 0.5  # RandomHorizontalFlip's default
+PIXEL_MAX = 255.0  # ToTensor: uint8 -> [0, 1]
+NORMALIZE_MEAN = 0.5  # Normalize((0.5,)*3, (0.5,)*3): [0, 1] -> [-1, 1]
+NORMALIZE_STD = 0.5
+
+
+class DatasetError(ValueError):
+    """A resolution folder is missing or empty, or an image in it cannot be read."""
+
+
+def resolution_folder(root, resolution):
+    return os.path.join(root, str(resolution))
+
+
+def _image_count(folder):
+    return len(list_images(folder)) if os.path.isdir(folder) else 0
+
+
+def largest_image_folder(root):
+    """The largest power-of-two size ``s`` such that ``root/<s>`` holds images; None if none."""
+    if not os.path.isdir(root):
+        return None
+    sizes = [int(name) for name in os.listdir(root) if name.isdigit() and is_power_of_two(int(name))]
+    sizes = [size for size in sizes if _image_count(resolution_folder(root, size))]
+    return max(sizes, default=None)
+
+
+def resize_command(root, sizes):
+    """The shell command that writes ``root/<size>`` for every size in ``sizes`` from the
+    largest image folder in ``root``; None when there is no folder larger than all of them."""
+    source = largest_image_folder(root)
+    if source is None or source <= max(sizes):
+        return None
+    return (f"python resize.py {shlex.quote(resolution_folder(root, source))} "
+            f"--min_size {min(sizes)}")
+
+
+def check_resolutions(root, sizes):
+    """Raise one DatasetError naming every folder ``root/<size>`` (for ``size`` in ``sizes``)
+    that is missing or holds no images, with the resize.py command that writes them."""
+    problems, missing = [], []
+    for size in sorted(set(sizes)):
+        folder = resolution_folder(root, size)
+        if not os.path.isdir(folder):
+            problems.append(f"{folder} (missing)")
+        elif not _image_count(folder):
+            problems.append(f"{folder} (no images)")
+        else:
+            continue
+        missing.append(size)
+    if not missing:
+        return
+    source = largest_image_folder(root)
+    smaller = [size for size in missing if source is not None and size < source]
+    larger = [size for size in missing if size not in smaller]
+    hints = []
+    if smaller:
+        hints.append(f"make them with: {resize_command(root, smaller)}")
+    if larger and source is not None:
+        hints.append(f"{', '.join(resolution_folder(root, s) for s in larger)} cannot be made "
+                     f"from {resolution_folder(root, source)}, the largest image folder, since "
+                     f"resize.py only shrinks: put images of that size there")
+    if larger and source is None:
+        example = resolution_folder(root, "<size>")
+        hints.append(f"no image folder in {root}: put square images in {example} (or run: "
+                     f"python build_emoji.py {shlex.quote(root)}, which writes "
+                     f"{resolution_folder(root, 128)}), then run: python resize.py {example} "
+                     f"--min_size {min(missing)}")
+    raise DatasetError(f"missing or empty resolution folders: {', '.join(problems)}; "
+                       + "; ".join(hints))
+
+
+class MultiResolutionDataset(Dataset):
+    """Images of ``root/<resolution>/*`` as float32 (3, H, W) arrays in [-1, 1].
+
+    Args:
+        root: folder holding one sub-folder per resolution, named by it (``data`` for
+            ``data/8``, ``data/16``, ...), as resize.py writes them.
+        resolution: side of the images to read now (default 8, the reference's first phase).
+        flip: mirror each image left-right with probability 0.5 (default True).
+        **attrs: Jittor Dataset attributes passed to ``set_attrs``: ``batch_size``,
+            ``shuffle``, ``drop_last``, ``num_workers``, ``buffer_size``, ``endless``, ...
+
+    Images are read from disk when asked for, not kept in memory: the Jittor reference loads
+    every image at construction, which a 70k-image FFHQ would not fit; the PyTorch original
+    reads each one on demand (from LMDB), as here.
+    """
+
+    def __init__(self, root, resolution=8, flip=True, **attrs):
+        super().__init__()
+        self.root = root
+        self.flip = flip
+        self.resolution = None
+        self.files = []
+        unknown = sorted(k for k in attrs if not hasattr(self, k))
+        if unknown:
+            raise TypeError(f"MultiResolutionDataset got unknown options: {', '.join(unknown)}")
+        self.set_resolution(resolution)
+        if attrs:
+            self.set_attrs(**attrs)
+
+    def set_resolution(self, resolution):
+        """Read ``root/<resolution>/`` from now on (stops Jittor's workers; the next iteration
+        starts fresh ones). Raises DatasetError when that folder is missing or empty."""
+        check_resolutions(self.root, [resolution])
+        folder = resolution_folder(self.root, resolution)
+        self.resolution = resolution
+        self.files = [os.path.join(folder, name) for name in list_images(folder)]
+        self.set_attrs(total_len=len(self.files))
+        return self
+
+    @property
+    def num_images(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        path = self.files[index]
+        try:
+            with Image.open(path) as img:
+                # resize.py writes RGB squares of the right size, which pass through unchanged;
+                # anything else (e.g. the user's own top folder) is made so the same way.
+                img = prepare_image(img, self.resolution)
+                pixels = np.asarray(img, dtype=np.float32)  # (H, W, 3), 0..255
+        except (OSError, SyntaxError, ValueError) as err:
+            raise DatasetError(f"cannot read {path} ({type(err).__name__}: {err}); remove or "
+                               f"replace it") from err
+        if self.flip and np.random.random() < FLIP_PROBABILITY:
+            pixels = pixels[:, ::-1]
+        pixels = pixels.transpose(2, 0, 1) / PIXEL_MAX
+        return np.ascontiguousarray((pixels - NORMALIZE_MEAN) / NORMALIZE_STD, dtype=np.float32)
