@@ -14,6 +14,7 @@ targets; variables the user has set always win:
 After import, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU.
 """
 import ctypes
+import json
 import os
 import platform
 import sys
@@ -35,8 +36,15 @@ def cuda_driver_loadable():
 
 
 def jittor_home():
-    """Folder under which Jittor keeps ``.cache/jittor`` (it honours JITTOR_HOME)."""
-    return os.path.abspath(os.environ.get("JITTOR_HOME", os.path.expanduser("~")))
+    """Folder under which Jittor keeps ``.cache/jittor``: JITTOR_HOME, else the one recorded in
+    ``~/.cache/jittor/config.json``, else the home folder (as ``jittor_utils.home`` decides)."""
+    default = os.path.expanduser("~")
+    try:
+        with open(os.path.join(default, ".cache", "jittor", "config.json")) as f:
+            default = json.load(f).get("JITTOR_HOME", default)
+    except (OSError, ValueError):
+        pass
+    return os.path.abspath(os.environ.get("JITTOR_HOME", default))
 
 
 def link_debian_onednn():

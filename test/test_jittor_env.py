@@ -1,0 +1,59 @@
+"""Tests of jittor_env.py: the environment prepared for Jittor before it is imported."""
+import os
+
+import pytest
+
+import jittor as jt
+import jittor_env
+
+
+def test_user_set_variables_win(monkeypatch):
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
+    environ = {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1"}
+    jittor_env.prepare_environment(environ)
+    assert environ == {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1"}
+
+
+def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
+    environ = {}
+    jittor_env.prepare_environment(environ)
+    assert environ == {"nvcc_path": "", "log_silent": "1"}
+
+
+def test_cuda_driver_present_leaves_nvcc_to_jittor(monkeypatch):
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: True)
+    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
+    environ = {}
+    jittor_env.prepare_environment(environ)
+    assert "nvcc_path" not in environ
+
+
+def test_missing_onednn_falls_back_to_use_mkl_0_with_one_warning_line(monkeypatch, capsys):
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: False)
+    environ = {}
+    jittor_env.prepare_environment(environ)
+    assert environ["use_mkl"] == "0"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apt-get install -y libdnnl-dev" in err
+
+
+def test_debian_onednn_is_linked_where_jittor_looks(monkeypatch, tmp_path):
+    library = "/usr/lib/x86_64-linux-gnu/libdnnl.so.2"
+    if not (os.path.isfile(library) and os.path.isdir(jittor_env.DEBIAN_ONEDNN_INCLUDE)):
+        pytest.skip("libdnnl-dev is not installed")
+    monkeypatch.setenv("JITTOR_HOME", str(tmp_path))
+    monkeypatch.setattr(jittor_env.platform, "machine", lambda: "x86_64")
+    assert jittor_env.link_debian_onednn()
+    target = tmp_path / ".cache" / "jittor" / "mkl" / "dnnl_lnx_2.2.0_cpu_gomp"
+    assert os.path.realpath(target / "lib" / "libmkldnn.so") == os.path.realpath(library)
+    assert (target / "include" / "dnnl.hpp").is_file()
+    assert jittor_env.link_debian_onednn()  # a second run finds the link and keeps it
+
+
+def test_this_process_uses_onednn_and_cuda_only_when_available():
+    assert jt.flags.use_cuda == (1 if jt.has_cuda else 0)
+    if os.environ.get("use_mkl") != "0":
+        assert jt.mkl_ops is not None
