@@ -1,0 +1,271 @@
+"""Sample a trained StyleGAN generator: a sample grid, style-mixing grids, and optionally an
+interpolation strip and GIF and single images.
+
+Faithful to the reference's ``generate.py``: ``python generate.py CHECKPOINT`` computes the mean
+style w from 10 x 1024 random latents, writes ``style_mixing/sample.png`` (n_row x n_col samples
+with the truncation trick at style_weight 0.7) and 20 style-mixing grids
+``style_mixing/sample_mixing_{j}.png``. A mixing grid has an empty (black) tile top-left, the
+n_col source images along the first row, then one row per target (n_row of them): the target
+image, then the images that take the layers in ``mixing_range`` (default (0, 1): the coarse
+4-8 px styles) from each column's source and all other layers from the row's target, which is
+what the reference's ``generator([target, source], mixing_range=(0, 1))`` computes.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+
+from checkpoint import CheckpointError, load_generator
+from grid import save_gif, save_image_grid
+from model import MAX_STEP, size_for_step, step_for_size
+
+DEFAULT_SIZE = 128
+DEFAULT_N_ROW = 5
+DEFAULT_N_COL = 5
+DEFAULT_OUT = "style_mixing"
+DEFAULT_N_MIXING = 20
+STYLE_WEIGHT = 0.7                  # the reference's truncation: w = mean + 0.7 (w - mean)
+NO_TRUNCATION = 1.0
+MEAN_STYLE_BATCH = 1024
+MEAN_STYLE_LATENTS = 10 * MEAN_STYLE_BATCH
+ALPHA = 1                           # the newest block fully faded in, as the reference samples
+IMAGE_BATCH = 16                    # images per forward pass for --interpolate and --n_images
+# Synthesis layers (layer i works at 4 * 2**i px) by the paper's style groups (section 3.1).
+MIXING_RANGES = {"coarse": (0, 1), "middle": (2, 3), "fine": (4, MAX_STEP)}
+DEFAULT_MIXING_RANGE = "coarse"     # the reference's mixing_range=(0, 1)
+
+
+class UsageError(ValueError):
+    """A flag has a value generate.py cannot use (one-line message naming the flag)."""
+
+
+def parse_mixing_range(text):
+    """``coarse`` / ``middle`` / ``fine`` or ``A,B`` -> (first layer, last layer)."""
+    if text in MIXING_RANGES:
+        return MIXING_RANGES[text]
+    try:
+        first, last = (int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--mixing_range must be coarse, middle, fine or A,B (two layer "
+                         f"indices), got {text!r}") from None
+    if not 0 <= first <= last <= MAX_STEP:
+        raise UsageError(f"--mixing_range A,B needs 0 <= A <= B <= {MAX_STEP}, got {text!r}")
+    return first, last
+
+
+def truncate(style, mean_style, style_weight):
+    """The truncation trick in W, written as the generator computes it."""
+    return mean_style + style_weight * (style - mean_style)
+
+
+@jt.no_grad()
+def get_mean_style(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATCH, progress=None):
+    """Mean mapped style of ``n_latents`` random latents, averaged batch by batch as the reference
+    does (the mean of 10 means of 1024); a smaller last batch counts by its size."""
+    total = None
+    done = 0
+    while done < n_latents:
+        n = min(batch, n_latents - done)
+        style = generator.mean_style(jt.randn(n, generator.code_dim)) * (n / batch)
+        total = style if total is None else total + style
+        total.sync()
+        done += n
+        if progress is not None:
+            progress.update(1)
+    return total / (n_latents / batch)
+
+
+@jt.no_grad()
+def sample(generator, step, mean_style, n_sample, style_weight=STYLE_WEIGHT):
+    """``n_sample`` random images (n, 3, size, size) in [-1, 1] (roughly), as numpy."""
+    images = generator(jt.randn(n_sample, generator.code_dim), step=step, alpha=ALPHA,
+                       mean_style=mean_style, style_weight=style_weight)
+    return images.numpy()
+
+
+@jt.no_grad()
+def style_mixing(generator, step, mean_style, n_source, n_target, style_weight=STYLE_WEIGHT,
+                 mixing_range=MIXING_RANGES[DEFAULT_MIXING_RANGE]):
+    """Tiles of one mixing grid, in reading order for a grid of n_source + 1 columns."""
+    source_code = jt.randn(n_source, generator.code_dim)
+    target_code = jt.randn(n_target, generator.code_dim)
+    size = size_for_step(step)
+    settings = dict(step=step, alpha=ALPHA, mean_style=mean_style, style_weight=style_weight)
+
+    empty_tile = -np.ones((1, 3, size, size), dtype=np.float32)  # black once normalised
+    source_image = generator(source_code, **settings).numpy()
+    target_image = generator(target_code, **settings).numpy()
+    tiles = [empty_tile, source_image]
+    for i in range(n_target):
+        mixed = generator([target_code[i:i + 1].repeat(n_source, 1), source_code],
+                          mixing_range=mixing_range, **settings)
+        tiles += [target_image[i:i + 1], mixed.numpy()]
+    return np.concatenate(tiles, axis=0)
+
+
+def random_noise(step, batch=1):
+    """Noise maps for every resolution up to ``step``, as the generator draws them."""
+    return [jt.randn(batch, 1, size_for_step(i), size_for_step(i)) for i in range(step + 1)]
+
+
+@jt.no_grad()
+def interpolation_frames(generator, z0, z1, noise, step, mean_style, style_weight=STYLE_WEIGHT,
+                         n_frames=8, batch=IMAGE_BATCH, progress=None):
+    """``n_frames`` images along the straight line in W from z0's style to z1's (both ends
+    included), all with the same ``noise`` (one map per resolution, batch 1).
+
+    Frame k uses w = (1 - t) w0 + t w1, t = k / (n_frames - 1), so the end frames have exactly
+    the end points' styles and equal ``generator(z0 or z1, noise=noise, ...)``.
+    """
+    w0, w1 = generator.style(z0), generator.style(z1)
+    if mean_style is not None:
+        w0, w1 = truncate(w0, mean_style, style_weight), truncate(w1, mean_style, style_weight)
+    positions = np.linspace(0.0, 1.0, n_frames, dtype=np.float32)
+    frames = []
+    for start in range(0, n_frames, batch):
+        t = jt.array(positions[start:start + batch].reshape(-1, 1))
+        w = (1 - t) * w0 + t * w1
+        batch_noise = [n.repeat(t.shape[0], 1, 1, 1) for n in noise]
+        frames.append(generator.generator([w], batch_noise, step, ALPHA).numpy())
+        if progress is not None:
+            progress.update(1)
+    return np.concatenate(frames, axis=0)
+
+
+def check_args(args):
+    """Validate the flags that do not depend on the checkpoint; returns (step, mixing range)."""
+    try:
+        step = step_for_size(args.size)
+    except ValueError as error:
+        raise UsageError(f"--size: {error}") from None
+    for flag, minimum in (("n_row", 1), ("n_col", 1), ("n_mixing", 0), ("n_images", 0),
+                          ("n_mean_latents", 1)):
+        if getattr(args, flag) < minimum:
+            raise UsageError(f"--{flag} must be at least {minimum}, got {getattr(args, flag)}")
+    if args.interpolate == 1 or args.interpolate < 0:
+        raise UsageError(f"--interpolate needs at least 2 frames (0: none), got {args.interpolate}")
+    mixing_range = parse_mixing_range(args.mixing_range)
+    if args.n_mixing and mixing_range[0] > step:
+        raise UsageError(f"--mixing_range {args.mixing_range} (layers {mixing_range[0]}-"
+                         f"{mixing_range[1]}) has no layer at --size {args.size} "
+                         f"(layers 0-{step}); mixed images would equal the targets")
+    return step, mixing_range
+
+
+def check_size(args, step, info):
+    """--size must be one the checkpoint was trained for (any, for a bare state dict)."""
+    if step > info["max_step"]:
+        raise UsageError(f"--size {args.size} is larger than this {info['kind']} supports: its "
+                         f"training reached {size_for_step(info['max_step'])} px "
+                         f"(step {info['max_step']})")
+
+
+def main(args):
+    """Write the images the flags ask for under ``args.out``; returns the paths written."""
+    step, mixing_range = check_args(args)
+    generator, info = load_generator(args.path)
+    check_size(args, step, info)
+    print(f"loaded {info['kind']} {args.path} (code_dim={info['code_dim']}, "
+          f"n_mlp={info['n_mlp']}, width={info['width']}); generating {args.size} px")
+    if args.seed is not None:
+        jt.set_global_seed(args.seed)  # seeds Jittor, numpy and python's random
+
+    truncated = args.truncation != NO_TRUNCATION
+    n_mean_batches = -(-args.n_mean_latents // MEAN_STYLE_BATCH) if truncated else 0
+    n_interpolation_batches = -(-args.interpolate // IMAGE_BATCH)
+    n_image_batches = -(-args.n_images // IMAGE_BATCH)
+    total = n_mean_batches + 1 + args.n_mixing + n_interpolation_batches + n_image_batches
+    written = []
+    with tqdm(total=total, desc="generate", unit="step", file=sys.stderr) as progress:
+        mean_style = (get_mean_style(generator, args.n_mean_latents, progress=progress)
+                      if truncated else None)
+
+        images = sample(generator, step, mean_style, args.n_row * args.n_col, args.truncation)
+        written.append(os.path.join(args.out, "sample.png"))
+        save_image_grid(images, written[-1], nrow=args.n_col)
+        progress.update(1)
+
+        for j in range(args.n_mixing):
+            tiles = style_mixing(generator, step, mean_style, args.n_col, args.n_row,
+                                 args.truncation, mixing_range)
+            written.append(os.path.join(args.out, f"sample_mixing_{j}.png"))
+            save_image_grid(tiles, written[-1], nrow=args.n_col + 1)
+            progress.update(1)
+
+        if args.interpolate:
+            z0, z1 = jt.randn(1, generator.code_dim), jt.randn(1, generator.code_dim)
+            frames = interpolation_frames(generator, z0, z1, random_noise(step), step, mean_style,
+                                          args.truncation, args.interpolate, progress=progress)
+            written.append(os.path.join(args.out, "interpolation.png"))
+            save_image_grid(frames, written[-1], nrow=args.interpolate)
+            written.append(os.path.join(args.out, "interpolation.gif"))
+            save_gif(frames, written[-1])
+
+        for start in range(0, args.n_images, IMAGE_BATCH):
+            count = min(IMAGE_BATCH, args.n_images - start)
+            images = sample(generator, step, mean_style, count, args.truncation)
+            for k in range(count):
+                written.append(os.path.join(args.out, "images", f"{start + k:06d}.png"))
+                save_image_grid(images[k:k + 1], written[-1], nrow=1)
+            progress.update(1)
+    print(f"wrote {len(written)} files to {args.out}")
+    return written
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Generate samples and style-mixing grids from a StyleGAN generator checkpoint.")
+    parser.add_argument("path", type=str,
+                        help="checkpoint: a generator state dict (e.g. the reference's "
+                             "FFHQ_80000.model, checkpoint/NNNNNN.model) or a training "
+                             "checkpoint (its g_running is used); the model's code_dim, n_mlp "
+                             "and width are read from it")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help="image side in px, a power of two from 4 to 1024; at most what a "
+                             "training checkpoint reached (a bare state dict allows any) "
+                             f"(default {DEFAULT_SIZE})")
+    parser.add_argument("--n_row", type=int, default=DEFAULT_N_ROW,
+                        help="rows of sample.png, and targets (rows) of each mixing grid "
+                             f"(default {DEFAULT_N_ROW})")
+    parser.add_argument("--n_col", type=int, default=DEFAULT_N_COL,
+                        help="columns of sample.png, and sources (columns) of each mixing grid "
+                             f"(default {DEFAULT_N_COL})")
+    parser.add_argument("--out", type=str, default=DEFAULT_OUT,
+                        help=f"folder the images are written to, created if needed "
+                             f"(default {DEFAULT_OUT})")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed: the same seed, checkpoint and flags give the same "
+                             "images (default: unseeded, as the reference)")
+    parser.add_argument("--truncation", type=float, default=STYLE_WEIGHT,
+                        help="truncation style_weight psi: w = mean + psi (w - mean); 1 = none "
+                             "(the mean style is then not computed), 0 = every image has the "
+                             f"mean style (default {STYLE_WEIGHT})")
+    parser.add_argument("--n_mixing", type=int, default=DEFAULT_N_MIXING,
+                        help=f"number of style-mixing grids (default {DEFAULT_N_MIXING})")
+    parser.add_argument("--mixing_range", type=str, default=DEFAULT_MIXING_RANGE,
+                        help="synthesis layers (layer i = 4*2^i px) that mixed images take from "
+                             "the sources (first row); the others come from the targets (first "
+                             "column): coarse = 0,1 (4-8 px), middle = 2,3 (16-32 px), fine = "
+                             f"4,{MAX_STEP} (64-1024 px), or A,B (default {DEFAULT_MIXING_RANGE})")
+    parser.add_argument("--interpolate", type=int, default=0, metavar="N",
+                        help="also write interpolation.png (a strip) and interpolation.gif of N "
+                             "frames along a straight line in W between two random latents, "
+                             "with fixed noise (default 0: none)")
+    parser.add_argument("--n_images", type=int, default=0, metavar="N",
+                        help="also write N single images images/000000.png, ... (default 0)")
+    parser.add_argument("--n_mean_latents", type=int, default=MEAN_STYLE_LATENTS,
+                        help="random latents the mean style is averaged over, in batches of "
+                             f"{MEAN_STYLE_BATCH} (default {MEAN_STYLE_LATENTS}, as the reference)")
+    return parser
+
+
+if __name__ == "__main__":
+    try:
+        main(build_parser().parse_args())
+    except (CheckpointError, UsageError) as error:
+        sys.exit(f"generate.py: error: {error}")
