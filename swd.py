@@ -245,10 +245,11 @@ def sliced_wasserstein_with_directions(a, b, directions):
 
 
 def sliced_wasserstein(reference, candidates, rng, repeats=DIRECTION_REPEATS,
-                       directions_per_repeat=DIRECTIONS_PER_REPEAT):
+                       directions_per_repeat=DIRECTIONS_PER_REPEAT, progress=None):
     """SWD (not scaled) of each (M, D) candidate descriptor set to the (M, D) reference set, over
     ``repeats`` x ``directions_per_repeat`` random directions drawn from ``rng`` (the same
-    directions for every candidate). Returns a float64 array (candidates,)."""
+    directions for every candidate). Returns a float64 array (candidates,). ``progress``:
+    optional tqdm-like object, ``update(1)`` after each repeat."""
     reference = np.asarray(reference, dtype=np.float32)
     for candidate in candidates:
         if candidate.shape != reference.shape:
@@ -258,6 +259,8 @@ def sliced_wasserstein(reference, candidates, rng, repeats=DIRECTION_REPEATS,
     for _ in range(repeats):
         directions = random_directions(rng, reference.shape[1], directions_per_repeat)
         sums += sum_abs_sorted_differences(reference, candidates, directions)
+        if progress is not None:
+            progress.update(1)
     return sums / (reference.shape[0] * repeats * directions_per_repeat)
 
 
@@ -265,10 +268,11 @@ def sliced_wasserstein(reference, candidates, rng, repeats=DIRECTION_REPEATS,
 # The metric
 # ----------------------------------------------------------------------------------------------
 
-def progress_steps(size, n_candidates):
-    """How many ``progress.update(1)`` calls ``multiscale_swd`` makes for this many levels and
-    candidate sets: one per set and level (descriptors), one per level (distances)."""
-    return len(level_sizes(size)) * (n_candidates + 2)
+def progress_steps(size, n_candidates, repeats=DIRECTION_REPEATS):
+    """How many ``progress.update(1)`` calls ``multiscale_swd`` makes for images of side ``size``
+    and this many candidate sets: per level, one per set (descriptors) and one per repeat of
+    directions."""
+    return len(level_sizes(size)) * (n_candidates + 1 + repeats)
 
 
 def multiscale_swd(reference, candidates, seed=DEFAULT_SEED, per_image=DESCRIPTORS_PER_IMAGE,
@@ -307,10 +311,8 @@ def multiscale_swd(reference, candidates, seed=DEFAULT_SEED, per_image=DESCRIPTO
                 progress.update(1)
         rng = np.random.default_rng([seed, level, DIRECTION_STREAM])
         distances[:, level] = SWD_SCALE * sliced_wasserstein(
-            descriptors[0], descriptors[1:], rng, repeats, directions_per_repeat)
+            descriptors[0], descriptors[1:], rng, repeats, directions_per_repeat, progress)
         del descriptors
-        if progress is not None:
-            progress.update(1)
     return SWDResult(sizes, distances, distances.mean(axis=1))
 
 

@@ -222,3 +222,17 @@ def test_sets_of_different_sizes_or_shapes_are_rejected():
         swd.multiscale_swd(images[:, :1], [images[:, :1]])
     with pytest.raises(ValueError, match="seed"):
         swd.multiscale_swd(images, [images], seed=-1)
+
+
+def test_progress_is_updated_once_per_set_and_per_repeat_of_directions_at_each_level():
+    class Counter:
+        count = 0
+
+        def update(self, n):
+            self.count += n
+
+    rng = np.random.default_rng(12)
+    a, b, c = (random_discs(rng, 3) for _ in range(3))
+    counter = Counter()
+    swd.multiscale_swd(a, [b, c], progress=counter, **FAST)
+    assert counter.count == swd.progress_steps(32, 2) == 2 * (3 + swd.DIRECTION_REPEATS)
