@@ -1,0 +1,245 @@
+"""Score a generator against its data set with the multi-scale sliced Wasserstein distance.
+
+    python evaluate.py CKPT DATA --size 32 --n 8192            # generated vs real
+    python evaluate.py DATA --size 32 --n 8192 --real-vs-real  # the data's own floor
+    python evaluate.py CKPT DATA --size 32 --real-vs-real      # both, in one table
+
+DATA is the data root holding ``DATA/<size>/`` (the layout resize.py writes). ``--n`` generated
+images are compared with ``--n`` real images drawn at random (with ``--seed``) from
+``DATA/<size>``; with ``--real-vs-real`` another ``--n`` disjoint real images are compared with
+the same ones, which gives the value a perfect generator would get on average (the floor). The
+metric is ``swd.py``'s (Karras et al. 2018), reported x 1e3 per pyramid level (``--size`` down to
+16 px) and averaged, as a markdown table on stdout.
+
+Both sets enter the metric as the uint8 values a PNG holds: the data set's images as read from
+their files (RGB, resized like dataset.py when a file is not ``--size`` px), the generator's
+[-1, 1] outputs exactly as grid.py writes them to a PNG (clamped to [-1, 1], mapped to 0..255,
+rounded to nearest). FID is not computed: it needs Inception weights this project cannot fetch.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+
+import swd
+from checkpoint import CheckpointError, load_generator
+from dataset import DatasetError, check_resolutions, resolution_folder
+from grid import to_uint8_image
+from model import size_for_step, step_for_size
+from resize import list_images, prepare_image
+
+DEFAULT_SIZE = 128
+DEFAULT_N = 8192
+DEFAULT_BATCH = 64
+DEFAULT_SEED = 0
+NO_TRUNCATION = 1.0
+MEAN_STYLE_LATENTS = 10 * 1024      # latents the mean style is averaged over, as generate.py
+ALPHA = 1                           # the newest block fully faded in, as generate.py samples
+GENERATED_COLUMN = "generated vs real"
+FLOOR_COLUMN = "real vs real"
+DIGITS = 4                          # the official code prints SWD x 1e3 with %.4f
+
+
+class EvaluateError(ValueError):
+    """A flag, the data folder or the checkpoint cannot be used (one-line message)."""
+
+
+def to_pixels(images):
+    """(N, 3, H, W) generator outputs in [-1, 1] -> (N, 3, H, W) uint8: the values grid.py writes
+    to a PNG for each image (``save_image_grid(image, path, nrow=1)``)."""
+    return np.stack([to_uint8_image(image) for image in np.asarray(images)]).transpose(0, 3, 1, 2)
+
+
+def read_images(paths, size, progress=None):
+    """(N, 3, size, size) uint8 RGB pixels of the image files ``paths``, read as dataset.py
+    reads them (``resize.prepare_image``: unchanged when already an RGB square of that size)."""
+    images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                images[i] = np.asarray(prepare_image(img, size), dtype=np.uint8).transpose(2, 0, 1)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise EvaluateError(f"cannot read {path} ({type(err).__name__}: {err}); remove or "
+                                f"replace it") from None
+        if progress is not None:
+            progress.update(1)
+    return images
+
+
+def image_folder(data, size):
+    """``DATA/<size>`` and the sorted names of its images; EvaluateError (with dataset.py's hint
+    on how to write the folder) when it is missing or empty."""
+    try:
+        check_resolutions(data, [size])
+    except DatasetError as error:
+        raise EvaluateError(str(error)) from None
+    folder = resolution_folder(data, size)
+    return folder, list_images(folder)
+
+
+def images_per_set(available, n, real_vs_real):
+    """Images in each compared set: ``n``, or fewer when the folder has too few (with a note)."""
+    needed = 2 * n if real_vs_real else n
+    if available >= needed:
+        return n, None
+    if real_vs_real:
+        if available < 2:
+            raise EvaluateError(f"--real-vs-real needs at least 2 images, the folder holds "
+                                f"{available}")
+        each = available // 2
+        return each, (f"note: the folder holds {available} images, fewer than the {needed} "
+                      f"--real-vs-real needs (2 x --n {n}); comparing sets of {each}")
+    return available, (f"note: the folder holds {available} images, fewer than --n {n}; "
+                       f"comparing {available} generated with {available} real images")
+
+
+def check_args(args):
+    """Validate the flags that do not depend on the files."""
+    if args.path is None and not args.real_vs_real:
+        raise EvaluateError("a checkpoint is needed (evaluate.py CKPT DATA), unless "
+                            "--real-vs-real is given")
+    try:
+        swd.level_sizes(args.size)
+    except ValueError as error:
+        raise EvaluateError(f"--size: {error}") from None
+    for flag in ("n", "batch"):
+        if getattr(args, flag) < 1:
+            raise EvaluateError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.seed < 0:
+        raise EvaluateError(f"--seed must be non-negative, got {args.seed}")
+
+
+def load(path, size):
+    """The generator in ``path`` and its step for ``size``; EvaluateError when it cannot be used."""
+    try:
+        generator, info = load_generator(path)
+    except CheckpointError as error:
+        raise EvaluateError(str(error)) from None
+    step = step_for_size(size)
+    if step > info["max_step"]:
+        raise EvaluateError(f"--size {size} is larger than this {info['kind']} supports: its "
+                            f"training reached {size_for_step(info['max_step'])} px")
+    return generator, info, step
+
+
+def generate_images(generator, step, n, batch, truncation=NO_TRUNCATION, progress=None):
+    """``n`` generated images as (n, 3, size, size) uint8 PNG values, ``batch`` per forward pass;
+    with ``truncation`` psi != 1 the styles are w = mean + psi (w - mean)."""
+    size = size_for_step(step)
+    images = np.empty((n, 3, size, size), dtype=np.uint8)
+    with jt.no_grad():
+        mean_style = None
+        if truncation != NO_TRUNCATION:
+            mean_style = generator.mean_style(jt.randn(MEAN_STYLE_LATENTS, generator.code_dim))
+        for start in range(0, n, batch):
+            count = min(batch, n - start)
+            output = generator(jt.randn(count, generator.code_dim), step=step, alpha=ALPHA,
+                               mean_style=mean_style, style_weight=truncation)
+            images[start:start + count] = to_pixels(output.numpy())
+            if progress is not None:
+                progress.update(count)
+    return images
+
+
+def format_table(levels, columns):
+    """Markdown table: one row per level and one for the average, one column per comparison."""
+    names = list(columns)
+    lines = ["| level | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]
+    labels = [f"{size} px" for size in levels] + ["average"]
+    for row, label in enumerate(labels):
+        lines.append(f"| {label} | " + " | ".join(f"{columns[name][row]:.{DIGITS}f}"
+                                                   for name in names) + " |")
+    return "\n".join(lines)
+
+
+def main(args):
+    """Print the SWD table the flags ask for; returns ``dict(levels, n, columns)`` where
+    ``columns`` maps each comparison to its per-level values and their average (x 1e3)."""
+    check_args(args)
+    folder, names = image_folder(args.data, args.size)
+    n, note = images_per_set(len(names), args.n, args.real_vs_real)
+    if note:
+        print(note, file=sys.stderr)
+    loaded = load(args.path, args.size) if args.path is not None else None
+    if loaded is not None:
+        jt.set_global_seed(args.seed)  # the latents and the generator's noise
+
+    order = np.random.default_rng(args.seed).permutation(len(names))
+    n_real = 2 * n if args.real_vs_real else n
+    paths = [os.path.join(folder, names[i]) for i in order[:n_real]]
+    with tqdm(total=n_real, desc="read", unit="img", file=sys.stderr) as progress:
+        real = read_images(paths, args.size, progress)
+    candidates, columns = [], []
+    if loaded is not None:
+        generator, info, step = loaded
+        print(f"loaded {info['kind']} {args.path} (code_dim={info['code_dim']}, "
+              f"n_mlp={info['n_mlp']}, width={info['width']})", file=sys.stderr)
+        with tqdm(total=n, desc="generate", unit="img", file=sys.stderr) as progress:
+            candidates.append(generate_images(generator, step, n, args.batch, args.truncation,
+                                              progress))
+        columns.append(GENERATED_COLUMN if args.truncation == NO_TRUNCATION
+                       else f"generated (psi {args.truncation:g}) vs real")
+    if args.real_vs_real:
+        candidates.append(real[n:])
+        columns.append(FLOOR_COLUMN)
+
+    with tqdm(total=swd.progress_steps(args.size, len(candidates)), desc="swd", unit="step",
+              file=sys.stderr) as progress:
+        result = swd.multiscale_swd(real[:n], candidates, seed=args.seed, progress=progress)
+    table = {name: [float(v) for v in result.distances[i]] + [float(result.averages[i])]
+             for i, name in enumerate(columns)}
+    print(f"SWD x 1e3 (Karras et al. 2018), {args.size} px, sets of {n} images, seed "
+          f"{args.seed}; lower is better")
+    print(format_table(result.levels, table))
+    return dict(levels=result.levels, n=n, columns=table)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Multi-scale sliced Wasserstein distance (SWD x 1e3, Karras et al. 2018) "
+                    "between a generator's images and its data set, per Laplacian pyramid level "
+                    "from --size down to 16 px, and averaged; lower is better. FID is not "
+                    "computed.")
+    parser.add_argument("path", nargs="?", metavar="CKPT",
+                        help="generator checkpoint: a generator state dict or a training "
+                             "checkpoint (its g_running is used); may be left out with "
+                             "--real-vs-real")
+    parser.add_argument("data", metavar="DATA",
+                        help="data root holding DATA/<size>/ with the real images (the layout "
+                             "resize.py writes)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help="image side in px, a power of two from 16 to 1024; reads "
+                             f"DATA/<size>/ and generates at that size (default {DEFAULT_SIZE})")
+    parser.add_argument("--n", type=int, default=DEFAULT_N,
+                        help="images in each compared set: --n generated vs --n real (and, with "
+                             "--real-vs-real, --n real vs another --n real); fewer when the "
+                             f"folder holds too few, with a note (default {DEFAULT_N})")
+    parser.add_argument("--real-vs-real", action="store_true",
+                        help="also compare the --n real images with --n other real images (the "
+                             "data split in two): the floor a perfect generator would reach on "
+                             "average; CKPT may then be left out")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help="seed for the choice of real images, the latents and noise, the "
+                             "neighbourhoods and the directions; the same seed, files and flags "
+                             f"give the same table (default {DEFAULT_SEED})")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                        help=f"images per generator forward pass (default {DEFAULT_BATCH})")
+    parser.add_argument("--truncation", type=float, default=NO_TRUNCATION, metavar="PSI",
+                        help="truncation psi: w = mean + psi (w - mean), the mean style over "
+                             f"{MEAN_STYLE_LATENTS} latents; 1 = none (default {NO_TRUNCATION:g}, "
+                             "the honest setting for a quality metric)")
+    return parser
+
+
+if __name__ == "__main__":
+    try:
+        main(build_parser().parse_args())
+    except EvaluateError as error:
+        sys.exit(f"evaluate.py: error: {error}")

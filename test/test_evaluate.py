@@ -1,0 +1,168 @@
+"""evaluate.py: the SWD command line on a tiny generator and a tiny data folder."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jittor as jt
+
+import evaluate
+import swd
+from checkpoint import atomic_save
+from grid import save_image_grid
+from model import StyledGenerator
+from test_swd import random_discs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_IMAGES = 64
+ROW = re.compile(r"^\| (\d+ px|average) \|(.*)\|$")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A data root with 32/ and 16/ folders of N_IMAGES disc images each."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for size in (32, 16):
+        os.makedirs(root / str(size))
+        for i, image in enumerate(random_discs(rng, N_IMAGES, size=size)):
+            Image.fromarray(image.transpose(1, 2, 0)).save(root / str(size) / f"{i:05d}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    jt.set_global_seed(0)
+    path = str(tmp_path_factory.mktemp("checkpoint") / "tiny.model")
+    atomic_save(StyledGenerator(code_dim=8, n_mlp=2, width=8).state_dict(), path)
+    return path
+
+
+def run(argv):
+    return evaluate.main(evaluate.build_parser().parse_args(argv))
+
+
+def parse_table(text):
+    """{row label: [numbers]} of the markdown table in ``text``, and its header's column names."""
+    lines = text.strip().splitlines()
+    header = next(line for line in lines if line.startswith("| level |"))
+    names = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    rows = {}
+    for line in lines:
+        match = ROW.match(line)
+        if match:
+            rows[match.group(1)] = [float(cell) for cell in match.group(2).split("|")]
+    return names, rows
+
+
+def test_table_has_one_row_per_level_down_to_16_px_and_the_average(checkpoint, data, capsys):
+    result = run([checkpoint, data, "--size", "32", "--n", "32", "--batch", "16", "--real-vs-real"])
+    names, rows = parse_table(capsys.readouterr().out)
+    assert names == ["generated vs real", "real vs real"]
+    assert list(rows) == ["32 px", "16 px", "average"]
+    assert result["levels"] == [32, 16] and result["n"] == 32
+    for column, name in enumerate(names):
+        values = result["columns"][name]
+        assert [row[column] for row in rows.values()] == pytest.approx(values, abs=6e-5)
+        assert values[2] == pytest.approx((values[0] + values[1]) / 2)
+    # an untrained generator is far from the data, two samples of the data are closer (32
+    # images are few: the 16 px floor is high, the level's descriptors overlap a lot)
+    generated, floor = result["columns"]["generated vs real"], result["columns"]["real vs real"]
+    assert 0 < floor[0] < generated[0] / 3 and 0 < floor[1] < generated[1]
+    assert floor[2] < generated[2] / 2
+
+
+def test_size_16_gives_a_single_level_and_the_same_seed_the_same_table(checkpoint, data, capsys):
+    first = run([checkpoint, data, "--size", "16", "--n", "6", "--batch", "4", "--seed", "5"])
+    out = capsys.readouterr().out
+    assert list(parse_table(out)[1]) == ["16 px", "average"]
+    assert run([checkpoint, data, "--size", "16", "--n", "6", "--batch", "4", "--seed", "5"]) == first
+    assert capsys.readouterr().out == out
+    other = run([checkpoint, data, "--size", "16", "--n", "6", "--batch", "3", "--seed", "6"])
+    assert other["columns"] != first["columns"]
+
+
+def test_real_vs_real_needs_no_checkpoint_and_compares_two_disjoint_random_sets(data, capsys):
+    result = run([data, "--real-vs-real", "--size", "32", "--n", "10", "--seed", "2"])
+    names, rows = parse_table(capsys.readouterr().out)
+    assert names == ["real vs real"] and list(rows) == ["32 px", "16 px", "average"]
+    folder = os.path.join(data, "32")
+    files = sorted(os.listdir(folder))
+    order = np.random.default_rng(2).permutation(len(files))
+    images = np.stack([np.asarray(Image.open(os.path.join(folder, files[i]))).transpose(2, 0, 1)
+                       for i in order[:20]])
+    levels, average = swd.swd(images[:10], images[10:], seed=2)
+    assert result["columns"]["real vs real"] == pytest.approx(levels + [average], rel=1e-12)
+
+
+def test_fewer_images_than_asked_are_all_used_with_a_note(data, capsys):
+    result = run([data, "--real-vs-real", "--size", "16", "--n", "100"])
+    captured = capsys.readouterr()
+    assert result["n"] == N_IMAGES // 2
+    assert f"holds {N_IMAGES} images" in captured.err and "sets of 32" in captured.err
+    assert "sets of 32 images" in captured.out
+
+
+def test_generated_images_enter_as_the_png_values_grid_writes(tmp_path):
+    rng = np.random.default_rng(3)
+    outputs = rng.uniform(-1.3, 1.3, (3, 3, 16, 16)).astype(np.float32)
+    pixels = evaluate.to_pixels(outputs)
+    assert pixels.dtype == np.uint8 and pixels.shape == (3, 3, 16, 16)
+    for k in range(3):
+        path = str(tmp_path / f"{k}.png")
+        save_image_grid(outputs[k:k + 1], path, nrow=1)
+        np.testing.assert_array_equal(np.asarray(Image.open(path)).transpose(2, 0, 1), pixels[k])
+    assert evaluate.to_pixels(np.array([-1.0, 0.0, 1.0]).reshape(1, 3, 1, 1)).ravel().tolist() == \
+        [0, 128, 255]
+
+
+def test_truncation_uses_the_mean_style_and_says_so_in_the_column(checkpoint, data, capsys):
+    plain = run([checkpoint, data, "--size", "16", "--n", "6", "--seed", "1"])
+    truncated = run([checkpoint, data, "--size", "16", "--n", "6", "--seed", "1",
+                     "--truncation", "0.5"])
+    names, _ = parse_table(capsys.readouterr().out.split("lower is better")[-1])
+    assert names == ["generated (psi 0.5) vs real"]
+    assert truncated["columns"][names[0]] != plain["columns"]["generated vs real"]
+
+
+def test_bad_flags_and_folders_fail_with_one_line_naming_them(checkpoint, data, tmp_path):
+    trained_to_16 = str(tmp_path / "training.model")  # a training checkpoint that reached 16 px
+    state = jt.load(checkpoint)
+    atomic_save(dict(generator=state, discriminator={}, g_running=state, g_optimizer={},
+                     d_optimizer={}, step=2, alpha=1.0, used_sample=0, iteration=0, args={}),
+                trained_to_16)
+    cases = [
+        ([trained_to_16, data, "--size", "32"], "its training reached 16 px"),
+        ([data, "--size", "32"], "a checkpoint is needed"),
+        ([checkpoint, data, "--size", "8"], "--size"),
+        ([checkpoint, data, "--size", "32", "--n", "0"], "--n must be at least 1"),
+        ([checkpoint, str(tmp_path / "nowhere"), "--size", "32"], "nowhere"),
+        ([checkpoint, data, "--size", "64"], os.path.join(data, "64")),
+        ([os.path.join(data, "32", "00000.png"), data, "--size", "32"],
+         "not a checkpoint: a PNG image"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(evaluate.EvaluateError) as error:
+            run(argv)
+        assert message in str(error.value) and "\n" not in str(error.value)
+    one = tmp_path / "one"
+    os.makedirs(one / "16")
+    Image.new("RGB", (16, 16)).save(one / "16" / "a.png")
+    with pytest.raises(evaluate.EvaluateError, match="at least 2 images, the folder holds 1"):
+        run([str(one), "--real-vs-real", "--size", "16"])
+
+
+def test_command_line_prints_errors_as_one_line_and_help_explains_every_flag(tmp_path):
+    completed = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "--real-vs-real",
+                                "--size", "32"], cwd=ROOT, capture_output=True, text=True)
+    assert completed.returncode == 1 and completed.stdout == ""
+    assert completed.stderr.startswith("evaluate.py: error: ")
+    assert len(completed.stderr.strip().splitlines()) == 1
+    help_text = evaluate.build_parser().format_help()
+    for flag in ("CKPT", "DATA", "--size", "--n", "--real-vs-real", "--seed", "--batch",
+                 "--truncation"):
+        assert flag in help_text
