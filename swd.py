@@ -92,7 +92,8 @@ def level_sizes(size):
 
 
 def check_images(images, name="images"):
-    """``images`` as a float32 (N, 3, S, S) array, S a power of two >= 16; ValueError otherwise."""
+    """``images`` as an (N, 3, S, S) numpy array of numbers, S a power of two >= 16 (ValueError
+    otherwise); not converted, so uint8 sets stay small (the pyramid works in float32 batches)."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1] != CHANNELS or images.shape[2] != images.shape[3]:
         raise ValueError(f"{name} must be square RGB images of shape (N, 3, S, S), got shape "
@@ -102,7 +103,7 @@ def check_images(images, name="images"):
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
         raise ValueError(f"{name} must hold numbers 0..{PIXEL_MAX}, got dtype {images.dtype}")
     level_sizes(images.shape[2])
-    return images.astype(np.float32, copy=False)
+    return images
 
 
 def binomial_filter(images, gain=1.0):
@@ -135,7 +136,8 @@ def laplacian_pyramid(images, n_levels):
     gaussians = [np.asarray(images, dtype=np.float32)]
     for _ in range(n_levels - 1):
         gaussians.append(pyramid_down(gaussians[-1]))
-    return [gaussians[k] - pyramid_up(gaussians[k + 1]) for k in range(n_levels - 1)] + gaussians[-1:]
+    laplacians = [gaussians[k] - pyramid_up(gaussians[k + 1]) for k in range(n_levels - 1)]
+    return laplacians + gaussians[-1:]
 
 
 def laplacian_level(images, level, n_levels):

@@ -77,10 +77,11 @@ def test_table_has_one_row_per_level_down_to_16_px_and_the_average(checkpoint, d
 
 
 def test_size_16_gives_a_single_level_and_the_same_seed_the_same_table(checkpoint, data, capsys):
-    first = run([checkpoint, data, "--size", "16", "--n", "6", "--batch", "4", "--seed", "5"])
+    argv = [checkpoint, data, "--size", "16", "--n", "6", "--batch", "4", "--seed", "5"]
+    first = run(argv)
     out = capsys.readouterr().out
     assert list(parse_table(out)[1]) == ["16 px", "average"]
-    assert run([checkpoint, data, "--size", "16", "--n", "6", "--batch", "4", "--seed", "5"]) == first
+    assert run(argv) == first
     assert capsys.readouterr().out == out
     other = run([checkpoint, data, "--size", "16", "--n", "6", "--batch", "3", "--seed", "6"])
     assert other["columns"] != first["columns"]

@@ -42,7 +42,8 @@ def convolve_mirrored(image, kernel):
     out = np.zeros((height, width))
     for y in range(height):
         for x in range(width):
-            out[y, x] = sum(kernel[i, j] * image[mirror(y + i - 2, height), mirror(x + j - 2, width)]
+            out[y, x] = sum(kernel[i, j]
+                            * image[mirror(y + i - 2, height), mirror(x + j - 2, width)]
                             for i in range(5) for j in range(5))
     return out
 
