@@ -10,8 +10,10 @@ Normalize((0.5,)*3, (0.5,)*3)): a float32 (3, H, W) array in [-1, 1].
 
 Batching, shuffling, ``drop_last`` and worker processes are Jittor's own (``jittor.dataset``).
 Under MPI (``mpirun -np N python train.py``) Jittor shards every batch: ``batch_size`` is the
-batch of all ranks together and each rank receives its own ``batch_size / N`` images of it,
-the same shuffled order on every rank (Jittor shuffles with a fixed seed), no image on two ranks.
+batch of all ranks together (at least N, best a multiple of N) and each rank receives its own
+``batch_size / N`` images of it, cut from the same shuffled order on every rank (Jittor shuffles
+with a fixed seed), so no image goes to two ranks, except that with ``drop_last=False`` Jittor
+pads a short last batch to equal shares, repeating an image or two.
 ``len(dataset)`` is Jittor's: batches per epoch; ``dataset.num_images`` counts the images.
 """
 import os
