@@ -1,0 +1,976 @@
+"""Train StyleGAN with progressive growing, as the reference's ``train.py`` does.
+
+    python train.py data --init_size 8          # data/8, data/16, ... data/128 (resize.py)
+
+Faithful to xUhEngwAng/StyleGAN-jittor (defaults, command line, maths) and to the PyTorch
+original rosinality/style-based-gan-pytorch it ports (``--sched``, ``--loss wgan-gp``,
+``--max_size``, ...): the networks grow from ``--init_size`` to ``--max_size``, each resolution
+fading in over ``--phase`` images and then training ``--phase`` more; the discriminator is
+trained with the non-saturating loss and the R1 penalty on real images (StyleGAN paper,
+appendix C; Mescheder et al. 2018), the generator with the non-saturating loss and style-mixing
+inputs (paper section 3.1); Adam with betas (0, 0.99), the mapping network at 1/100 of the
+learning rate, and ``g_running``, an exponential moving average of the generator, is what the
+samples and the ``NNNNNN.model`` files come from.
+
+Beyond the reference: every run is reproducible from ``--seed`` and resumable exactly from its
+training checkpoint (see ``Trainer``), outputs go under ``--out``, every write is atomic, and a
+NaN/inf loss or Ctrl-C stops cleanly. The progressive schedule is the pure function
+``schedule``; ``train(config)`` is the plain-values core that ``main(args)`` calls.
+"""
+import argparse
+import csv
+import math
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+from tqdm import tqdm
+
+from checkpoint import (CheckpointError, atomic_save, describe_object, is_generator_state_dict,
+                        is_training_checkpoint, load_checkpoint)
+from dataset import FLIP_PROBABILITY, DatasetError, MultiResolutionDataset, check_resolutions
+from grid import save_image_grid
+from model import MAX_STEP, Discriminator, StyledGenerator, size_for_step, step_for_size
+
+# --- the reference's hyper-parameters -----------------------------------------------------------
+R1_GAMMA = 10                 # R1 penalty: R1_GAMMA / 2 * ||grad D(real)||^2 (paper appendix C)
+WGAN_GP_LAMBDA = 10           # WGAN-GP: LAMBDA * (||grad D(x_hat)|| - 1)^2 (Gulrajani et al.)
+WGAN_DRIFT = 0.001            # WGAN-GP drift term on real scores (ProGAN section A.1)
+EMA_DECAY = 0.999             # g_running <- decay * g_running + (1 - decay) * generator
+MIXING_PROBABILITY = 0.9      # share of iterations whose fakes mix two latents (section 3.1)
+MAPPING_LR_MULT = 0.01        # the mapping network learns at lr / 100 (paper section C)
+ADAM_BETAS = (0.0, 0.99)
+
+REFERENCE_LR = 1e-3
+REFERENCE_BATCH = {4: 512, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16}   # the Jittor reference's
+DEFAULT_BATCH = 32                                                     # sizes not in the table
+SCHED_BATCH = {4: 512, 8: 256, 16: 128, 32: 64, 64: 32, 128: 32, 256: 32}  # PyTorch --sched
+SCHED_LR = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}             # PyTorch --sched
+SAMPLE_GRID = {512: (8, 4), 1024: (4, 2)}     # (columns, rows) of the sample grid, PyTorch's
+DEFAULT_SAMPLE_GRID = (10, 5)
+
+# --- outputs -------------------------------------------------------------------------------------
+CHECKPOINT_DIR = "checkpoint"
+SAMPLE_DIR = "sample"
+LOG_FILE = "log.csv"
+TRAIN_STATE_FILE = "train_state.model"        # the rolling resumable checkpoint
+LOG_COLUMNS = ("iteration", "size", "alpha", "used_sample", "images", "g_loss", "d_loss",
+               "grad_penalty", "images_per_sec", "seconds")
+SPEED_WINDOW = 20             # iterations images/s is averaged over
+EXIT_USAGE = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+# Training arguments that define a run: a resumed run takes them from its checkpoint.
+RUN_KEYS = ("init_size", "max_size", "phase", "lr", "sched", "loss", "mixing", "batch",
+            "from_rgb_activate", "code_dim", "n_mlp", "width", "seed", "fade_in_initial")
+
+
+class TrainError(ValueError):
+    """Bad options or inputs, found before training starts (one line, names the option)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; training stopped without writing the bad state."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Plain values a run is made of; see ``build_parser`` for each one's meaning."""
+    path: str
+    init_size: int = 8
+    max_size: int = 128
+    phase: int = 150_000
+    iter: int = 100_000
+    lr: float = REFERENCE_LR
+    sched: bool = False
+    loss: str = "r1"
+    mixing: bool = True
+    batch: int = None
+    from_rgb_activate: bool = True
+    code_dim: int = 512
+    n_mlp: int = 8
+    width: int = 512
+    seed: int = None
+    out: str = "."
+    sample_every: int = 100
+    save_every: int = 10_000
+    workers: int = 0
+    ckpt: str = None
+    fade_in_initial: bool = False   # the reference fades in the first size too when it loads
+                                    # a checkpoint (its `args.ckpt is None` test)
+
+    def batch_for(self, size):
+        """Images per iteration (all processes together) at image side ``size``."""
+        if self.batch is not None:
+            return self.batch
+        return (SCHED_BATCH if self.sched else REFERENCE_BATCH).get(size, DEFAULT_BATCH)
+
+    def lr_for(self, size):
+        """Learning rate at ``size``: ``--lr``, or the PyTorch original's table with --sched.
+
+        The PyTorch original falls back to a hard-coded 0.001 here (``args.lr.get(resolution,
+        0.001)``), so its --lr never takes effect; sizes outside the table get --lr here."""
+        return SCHED_LR.get(size, self.lr) if self.sched else self.lr
+
+    @property
+    def schedule_config(self):
+        return ScheduleConfig(step_for_size(self.init_size), step_for_size(self.max_size),
+                              self.phase, self.fade_in_initial)
+
+    def run_args(self):
+        """The ``args`` dict a training checkpoint stores (plain values only)."""
+        return asdict(self)
+
+
+def _positive(name, value, minimum=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise TrainError(f"--{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _size(name, value):
+    try:
+        return step_for_size(value)
+    except ValueError:
+        raise TrainError(f"--{name} must be a power of two from 4 to 1024, got {value}") from None
+
+
+def validate(config):
+    """Raise TrainError naming the option for any bad value; return ``config`` unchanged."""
+    init_step = _size("init_size", config.init_size)
+    max_step = _size("max_size", config.max_size)
+    if init_step > max_step:
+        raise TrainError(f"--init_size {config.init_size} is larger than --max_size "
+                         f"{config.max_size}")
+    for name in ("phase", "iter", "code_dim", "n_mlp", "width", "sample_every", "save_every"):
+        _positive(name, getattr(config, name))
+    _positive("workers", config.workers, minimum=0)
+    if config.batch is not None:
+        _positive("batch", config.batch)
+    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
+        raise TrainError(f"--lr must be a positive number, got {config.lr!r}")
+    if config.loss not in LOSSES:
+        raise TrainError(f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+    if config.seed is not None and not 0 <= config.seed < 2 ** 32:
+        raise TrainError(f"--seed must be an integer from 0 to 2**32 - 1, got {config.seed}")
+    smallest_batch = min(config.batch_for(size_for_step(s)) for s in range(init_step, max_step + 1))
+    if smallest_batch < jt.world_size:
+        raise TrainError(f"the batch ({smallest_batch}) must be at least the number of MPI "
+                         f"processes ({jt.world_size})")
+    return config
+
+
+def with_seed(config):
+    """``config``, with a random seed if it has none (recorded, so the run stays resumable)."""
+    if config.seed is not None:
+        return config
+    return replace(config, seed=random.SystemRandom().randrange(2 ** 32))
+
+
+def training_sizes(config):
+    return [size_for_step(s) for s in range(step_for_size(config.init_size),
+                                            step_for_size(config.max_size) + 1)]
+
+
+# ------------------------------------------------------------------------------------------------
+# The progressive-growing schedule (a pure function)
+# ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    init_step: int
+    max_step: int
+    phase: int                      # images per half phase: fade-in, then stabilisation
+    fade_in_initial: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training is: ``step`` (side 4 * 2**step), ``used_sample`` (images trained on at
+    this step since it started), ``final_progress`` (the last size's phase is over: alpha stays
+    1 for good). What a checkpoint stores."""
+    step: int
+    used_sample: int = 0
+    final_progress: bool = False
+
+
+def schedule(progress, config):
+    """The reference's schedule: ``(progress, alpha, snapshot_step)`` for the next iteration.
+
+    ``progress`` is the state after the previous iteration. As in the reference, alpha is
+    min(1, (used_sample + 1) / phase), but 1 at the initial size of a fresh run and after the
+    last phase; once more than 2 x phase images were used at a step, the next iteration starts
+    the next step with alpha = 0 and used_sample = 0 (past ``max_step`` it stays there with
+    alpha = 1, ``final_progress``). ``snapshot_step`` is then the K of the reference's
+    ``train_step-K.model`` (step + 1 past the last step), else None; the caller rebuilds the data
+    loader for the returned step whenever it is not None.
+    """
+    step, used, final = progress.step, progress.used_sample, progress.final_progress
+    alpha = min(1.0, (used + 1) / config.phase)
+    if (step == config.init_step and not config.fade_in_initial) or final:
+        alpha = 1.0
+    snapshot_step = None
+    if used > 2 * config.phase:
+        used, step = 0, step + 1
+        if step > config.max_step:
+            step, final = config.max_step, True
+            snapshot_step = step + 1
+        else:
+            alpha = 0.0
+            snapshot_step = step
+    return Progress(step, used, final), alpha, snapshot_step
+
+
+def advance(progress, images):
+    """Progress after an iteration that trained on ``images`` real images."""
+    return replace(progress, used_sample=progress.used_sample + images)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data: a reproducible, resumable stream of batches
+# ------------------------------------------------------------------------------------------------
+
+def derived_seed(*key):
+    """A 31-bit seed from integers (run seed, iteration, ...), well mixed by SeedSequence."""
+    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0] % 2 ** 31)
+
+
+EPOCH_ORDER_STREAM = 1  # keeps the data-order seeds apart from the per-iteration seeds
+
+
+def epoch_order(seed, epoch, n_images):
+    """Image order of data epoch ``epoch``: a permutation drawn from (seed, epoch) only."""
+    return np.random.default_rng([seed, EPOCH_ORDER_STREAM, epoch]).permutation(n_images)
+
+
+class IndexSampler:
+    """A Jittor sampler yielding a fixed list of indices (Jittor batches and shards it)."""
+
+    def __init__(self, indices):
+        self.indices = [int(i) for i in indices]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ImageStream:
+    """Endless batches of one resolution in an order that a resumed run repeats exactly.
+
+    Epoch ``e``'s order is ``epoch_order(seed, e, n)``; ``position`` counts the images of it
+    already used, so a stream rebuilt from ``(epoch, position)`` continues with the very next
+    batch. Each data-loader rebuild of the reference (a resolution change) starts a new epoch.
+    Batches come as numpy arrays (batch, 3, H, W) in [-1, 1], not yet flipped: the caller flips
+    them with the iteration's random generator, so worker processes do not change the result.
+    """
+
+    def __init__(self, root, resolution, batch_size, seed, epoch=0, position=0, workers=0):
+        self.batch_size = batch_size
+        self.seed = seed
+        self.dataset = MultiResolutionDataset(
+            root, resolution=resolution, flip=False, batch_size=batch_size, shuffle=False,
+            drop_last=False, num_workers=workers, keep_numpy_array=True)
+        self.n_images = self.dataset.num_images
+        if position >= self.n_images:
+            epoch, position = epoch + 1, 0
+        self._start(epoch, position)
+
+    def _start(self, epoch, position):
+        self.epoch, self.position = epoch, position
+        order = epoch_order(self.seed, epoch, self.n_images)[position:]
+        self.dataset.set_attrs(sampler=IndexSampler(order))  # also restarts Jittor's workers
+        self._batches = iter(self.dataset)
+
+    def next(self):
+        """``(batch, images)``: this process's batch and the images all processes used."""
+        try:
+            batch = next(self._batches)
+        except StopIteration:  # end of the epoch, as the reference's loader: start a new one
+            self._start(self.epoch + 1, 0)
+            batch = next(self._batches)
+        images = min(self.batch_size, self.n_images - self.position)
+        self.position += images
+        return np.asarray(batch, dtype=np.float32), images
+
+    def state(self):
+        return dict(epoch=self.epoch, position=self.position)
+
+    def close(self):
+        self.dataset.terminate()
+
+
+def random_flip(batch, rng=np.random):
+    """Mirror each image left-right with probability 0.5 (RandomHorizontalFlip)."""
+    flip = rng.random_sample(len(batch)) < FLIP_PROBABILITY
+    batch = batch.copy()
+    batch[flip] = batch[flip][..., ::-1]
+    return batch
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses (the PyTorch original's two choices)
+# ------------------------------------------------------------------------------------------------
+
+def squared_grad_norm(output, inputs):
+    """Per-sample ||d sum(output) / d inputs||^2, differentiable again (create_graph=True)."""
+    grad = jt.grad(output.sum(), inputs)
+    return grad.reshape((grad.shape[0], -1)).sqr().sum(dim=1)
+
+
+def r1_discriminator_loss(discriminator, real, fake, step, alpha):
+    """Non-saturating loss softplus(-D(real)) + softplus(D(fake)) plus the R1 penalty
+    R1_GAMMA / 2 * E ||grad D(real)||^2. Returns (total, logged D loss, penalty)."""
+    real_scores = discriminator(real, step=step, alpha=alpha)
+    real_loss = jt.nn.softplus(-real_scores).mean()
+    penalty = R1_GAMMA / 2 * squared_grad_norm(real_scores, real).mean()
+    fake_loss = jt.nn.softplus(discriminator(fake, step=step, alpha=alpha)).mean()
+    return real_loss + penalty + fake_loss, real_loss + fake_loss, penalty
+
+
+def wgan_gp_discriminator_loss(discriminator, real, fake, step, alpha):
+    """WGAN-GP: -(E D(real) - 0.001 E D(real)^2) + E D(fake) + 10 E (||grad D(x_hat)|| - 1)^2,
+    x_hat a random blend of real and fake. Returns (total, logged D loss, penalty); the logged
+    loss is the PyTorch original's real_predict - fake_predict."""
+    real_scores = discriminator(real, step=step, alpha=alpha)
+    real_predict = real_scores.mean() - WGAN_DRIFT * real_scores.sqr().mean()
+    fake_predict = discriminator(fake, step=step, alpha=alpha).mean()
+    eps = jt.rand(real.shape[0], 1, 1, 1)
+    x_hat = eps * real.detach() + (1 - eps) * fake.detach()
+    hat_scores = discriminator(x_hat, step=step, alpha=alpha)
+    norm = jt.sqrt(squared_grad_norm(hat_scores, x_hat))
+    penalty = WGAN_GP_LAMBDA * (norm - 1).sqr().mean()
+    return -real_predict + fake_predict + penalty, real_predict - fake_predict, penalty
+
+
+def r1_generator_loss(scores):
+    return jt.nn.softplus(-scores).mean()
+
+
+def wgan_gp_generator_loss(scores):
+    return -scores.mean()
+
+
+LOSSES = {"r1": (r1_discriminator_loss, r1_generator_loss),
+          "wgan-gp": (wgan_gp_discriminator_loss, wgan_gp_generator_loss)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Networks, optimisers, moving average
+# ------------------------------------------------------------------------------------------------
+
+def accumulate(target, source, decay=EMA_DECAY):
+    """target <- decay * target + (1 - decay) * source, parameter by parameter (the reference's)."""
+    source_params = dict(source.named_parameters())
+    for name, param in target.named_parameters():
+        param.update(param * decay + (1 - decay) * source_params[name].detach())
+
+
+def copy_parameters(target, source):
+    """target <- source exactly (the reference's ``accumulate(g_running, generator, 0)``)."""
+    target.load_parameters({name: p.numpy() for name, p in source.named_parameters()})
+
+
+def build_optimizers(generator, discriminator, lr):
+    """Adam (betas 0, 0.99) for both; the mapping network in its own group at lr / 100."""
+    g_optimizer = jt.optim.Adam(generator.generator.parameters(), lr=lr, betas=ADAM_BETAS)
+    g_optimizer.add_param_group({"params": generator.style.parameters(),
+                                 "lr": lr * MAPPING_LR_MULT, "mult": MAPPING_LR_MULT})
+    d_optimizer = jt.optim.Adam(discriminator.parameters(), lr=lr, betas=ADAM_BETAS)
+    return g_optimizer, d_optimizer
+
+
+def adjust_lr(optimizer, lr):
+    """Set every group's lr to ``lr`` times its ``mult`` (the PyTorch original's adjust_lr)."""
+    optimizer.lr = lr
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("mult", 1)
+
+
+OPTIMIZER_STATE_KEYS = ("m", "values")  # Adam's first and second moments, per parameter
+
+
+def optimizer_state(optimizer):
+    """Jittor's ``Optimizer.state_dict()`` without the copies of the parameters and gradients
+    it carries (``load_state_dict`` ignores those anyway)."""
+    defaults = dict(optimizer.state_dict()["defaults"])
+    defaults["param_groups"] = [{k: v for k, v in group.items() if k not in ("params", "grads")}
+                                for group in optimizer.param_groups]
+    return {"defaults": defaults}
+
+
+def load_optimizer_state(optimizer, state, what):
+    """``optimizer.load_state_dict(state)`` after checking that it fits; CheckpointError if not."""
+    try:
+        groups = state["defaults"]["param_groups"]
+        if len(groups) != len(optimizer.param_groups):
+            raise ValueError(f"{len(groups)} parameter groups, expected "
+                             f"{len(optimizer.param_groups)}")
+        for saved, group in zip(groups, optimizer.param_groups):
+            for key in OPTIMIZER_STATE_KEYS:
+                shapes = [tuple(np.shape(v)) for v in saved[key]]
+                if shapes != [tuple(p.shape) for p in group["params"]]:
+                    raise ValueError(f"its {key!r} state does not fit the parameters")
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{what} does not fit: {error}") from None
+    optimizer.load_state_dict(state)
+
+
+def build_networks(config):
+    generator = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
+    discriminator = Discriminator(from_rgb_activate=config.from_rgb_activate, width=config.width)
+    g_running = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
+    return generator, discriminator, g_running
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs: every file is written by one process (rank 0) through this class
+# ------------------------------------------------------------------------------------------------
+
+class Outputs:
+    """``out/checkpoint/``, ``out/sample/`` and ``out/log.csv``; no-ops off rank 0.
+
+    The Jittor reference writes to a hard-coded ``FFHQ/checkpoint`` and ``FFHQ/sample``; the
+    PyTorch original to ``checkpoint/`` and ``sample/`` in the working directory, which is what
+    the default ``--out .`` gives."""
+
+    def __init__(self, out, writer=None):
+        self.out = out
+        self.writer = jt.rank == 0 if writer is None else writer
+        self.checkpoint_dir = os.path.join(out, CHECKPOINT_DIR)
+        self.sample_dir = os.path.join(out, SAMPLE_DIR)
+        self.log_path = os.path.join(out, LOG_FILE)
+        self._log = None
+
+    def prepare(self, resumed_iteration):
+        """Create the folders; start log.csv, or on resume keep its rows up to the checkpoint."""
+        if not self.writer:
+            return
+        for folder in (self.checkpoint_dir, self.sample_dir):
+            os.makedirs(folder, exist_ok=True)
+        rows = []
+        if resumed_iteration and os.path.isfile(self.log_path):
+            with open(self.log_path, newline="") as f:
+                rows = [row for row in csv.DictReader(f)
+                        if row.get("iteration", "").isdigit()
+                        and int(row["iteration"]) <= resumed_iteration]
+        temporary = f"{self.log_path}.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, self.log_path)
+        self._log = open(self.log_path, "a", newline="")
+        self._log_writer = csv.DictWriter(self._log, LOG_COLUMNS)
+
+    def log(self, row):
+        if self._log is not None:
+            self._log_writer.writerow(row)
+            self._log.flush()
+
+    def close(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def save(self, obj, name):
+        """Atomically write a checkpoint ``out/checkpoint/<name>``; returns its path."""
+        path = os.path.join(self.checkpoint_dir, name)
+        if self.writer:
+            atomic_save(obj, path)
+        return path
+
+    def sample(self, images, iteration, nrow):
+        """Write the sample grid ``out/sample/NNNNNN.png`` (via a temporary file)."""
+        path = os.path.join(self.sample_dir, f"{iteration:06d}.png")
+        if self.writer:
+            temporary = os.path.join(self.sample_dir, f".{uuid.uuid4().hex}.tmp.png")
+            try:
+                save_image_grid(images, temporary, nrow=nrow)
+                os.replace(temporary, path)
+            finally:
+                if os.path.exists(temporary):
+                    os.remove(temporary)
+        return path
+
+
+# ------------------------------------------------------------------------------------------------
+# The trainer
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class IterationResult:
+    iteration: int          # iterations done, this one included
+    size: int
+    alpha: float
+    images: int             # real images this iteration trained on
+    g_loss: float
+    d_loss: float
+    grad_penalty: float
+
+
+class Trainer:
+    """Networks, optimisers, schedule and data of one run, advanced one iteration at a time.
+
+    Exact resume: every iteration ``i`` first reseeds Python's, numpy's and Jittor's random
+    generators from ``(seed, i)`` (``jt.set_global_seed``), and the data order depends only on
+    ``(seed, epoch)`` and the position in the epoch (``ImageStream``). A training checkpoint
+    holds the networks, both optimisers' states (Adam moments, step count, per-group lr), the
+    progress and the data position, so the next iterations after a resume draw the same batches,
+    flips, latents, noise and mixing points and give the same losses as an uninterrupted run.
+    """
+
+    def __init__(self, config, outputs=None):
+        config = with_seed(config)
+        self.config = config
+        self.seed = config.seed
+        self.outputs = outputs or Outputs(config.out)
+        jt.set_global_seed(derived_seed(self.seed))
+        self.generator, self.discriminator, self.g_running = build_networks(config)
+        copy_parameters(self.g_running, self.generator)   # the EMA starts as a copy
+        self.generator.train()
+        self.discriminator.train()
+        self.g_running.eval()
+        self.g_optimizer, self.d_optimizer = build_optimizers(
+            self.generator, self.discriminator, config.lr)
+        self.progress = Progress(step_for_size(config.init_size))
+        self.alpha = None          # alpha of the last iteration done
+        self.iteration = 0
+        self.data_epoch, self.data_position = 0, 0
+        self.stream = None
+        self.interrupted = False   # set by train() when Ctrl-C stopped the run
+        latent_rng = np.random.RandomState(self.seed)  # the same latents all run long, resumed too
+        self.sample_latents = latent_rng.randn(
+            max(c * r for c, r in [DEFAULT_SAMPLE_GRID, *SAMPLE_GRID.values()]),
+            config.code_dim).astype(np.float32)
+        self._sample_noise = {}
+        self.last_checkpoint = None     # (path, iteration) of the last rolling checkpoint
+        self.discriminator_loss, self.generator_loss = LOSSES[config.loss]
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def state(self):
+        """The training checkpoint (format: checkpoint.py's docstring) of the current state."""
+        data = (self.stream.state() if self.stream is not None
+                else dict(epoch=self.data_epoch, position=self.data_position))
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_running": self.g_running.state_dict(),
+            "g_optimizer": optimizer_state(self.g_optimizer),
+            "d_optimizer": optimizer_state(self.d_optimizer),
+            "step": self.progress.step,
+            "alpha": 1.0 if self.alpha is None else self.alpha,
+            "used_sample": self.progress.used_sample,
+            "iteration": self.iteration,
+            "args": self.config.run_args(),
+            "final_progress": self.progress.final_progress,
+            # per-iteration seeds derive from args["seed"]; this is the data order's position
+            "rng": {"seed": self.seed, "data_epoch": data["epoch"],
+                    "data_position": data["position"]},
+        }
+
+    def load(self, ckpt, path):
+        """Restore a training checkpoint (from ``train.py``) exactly."""
+        for name, net in (("generator", self.generator), ("discriminator", self.discriminator),
+                          ("g_running", self.g_running)):
+            try:
+                net.load_state_dict(ckpt[name])
+            except (ValueError, TypeError, AttributeError) as error:
+                raise CheckpointError(f"{path}: its {name} does not fit the model of its args: "
+                                      f"{error}") from None
+        load_optimizer_state(self.g_optimizer, ckpt["g_optimizer"], f"{path}: its g_optimizer")
+        load_optimizer_state(self.d_optimizer, ckpt["d_optimizer"], f"{path}: its d_optimizer")
+        step = int(ckpt["step"])
+        if not step_for_size(self.config.init_size) <= step <= step_for_size(self.config.max_size):
+            raise CheckpointError(f"{path}: step {step} is outside its run's sizes "
+                                  f"{self.config.init_size}..{self.config.max_size}")
+        self.progress = Progress(step, int(ckpt["used_sample"]),
+                                 bool(ckpt.get("final_progress", False)))
+        self.alpha = float(ckpt["alpha"])
+        self.iteration = int(ckpt["iteration"])
+        rng = ckpt.get("rng") or {}
+        self.data_epoch = int(rng.get("data_epoch", 0))
+        self.data_position = int(rng.get("data_position", 0))
+        self.last_checkpoint = (path, self.iteration)
+
+    def load_reference_snapshot(self, ckpt, path):
+        """Load the weights of a reference ``train_step-K.model`` (generator, discriminator,
+        g_running); training then starts at --init_size as the reference's --ckpt does."""
+        for name, net in (("generator", self.generator), ("discriminator", self.discriminator),
+                          ("g_running", self.g_running)):
+            try:
+                net.load_state_dict(ckpt[name])
+            except (ValueError, TypeError, AttributeError) as error:
+                raise CheckpointError(f"{path}: its {name} does not fit --width "
+                                      f"{self.config.width} --code_dim {self.config.code_dim} "
+                                      f"--n_mlp {self.config.n_mlp}: {error}") from None
+
+    def save_train_state(self):
+        path = self.outputs.save(self.state(), TRAIN_STATE_FILE)
+        self.last_checkpoint = (path, self.iteration)
+        return path
+
+    # --- one iteration -------------------------------------------------------------------------
+    def _open_stream(self, step, new_epoch):
+        """Data at ``step``: the checkpoint's epoch and position when the run (re)starts, a new
+        epoch when the reference rebuilds its loader (a resolution change)."""
+        epoch = self.stream.epoch if self.stream is not None else self.data_epoch
+        position = self.data_position
+        if self.stream is not None:
+            self.stream.close()
+        if new_epoch:
+            epoch, position = epoch + 1, 0
+        size = size_for_step(step)
+        self.stream = ImageStream(self.config.path, size, self.config.batch_for(size), self.seed,
+                                  epoch=epoch, position=position, workers=self.config.workers)
+        lr = self.config.lr_for(size)
+        adjust_lr(self.g_optimizer, lr)
+        adjust_lr(self.d_optimizer, lr)
+
+    def _latents(self, batch):
+        """The reference's generator inputs: two lists of two latents with probability 0.9
+        (style mixing), else two single latents; one for the D step, one for the G step."""
+        code_dim = self.config.code_dim
+        if self.config.mixing and random.random() < MIXING_PROBABILITY:
+            z = jt.randn(4, batch, code_dim)
+            return [z[0], z[1]], [z[2], z[3]]
+        z = jt.randn(2, batch, code_dim)
+        return z[0], z[1]
+
+    def train_iteration(self):
+        """One iteration of the reference's loop: schedule, D step, G step, EMA."""
+        i = self.iteration
+        jt.set_global_seed(derived_seed(self.seed, i))
+        progress, alpha, snapshot_step = schedule(self.progress, self.config.schedule_config)
+        if snapshot_step is not None:
+            # the reference saves the state reached so far, then reloads data at the new size
+            self.outputs.save(self.state(), f"train_step-{snapshot_step}.model")
+            self._open_stream(progress.step, new_epoch=True)
+        elif self.stream is None:
+            self._open_stream(progress.step, new_epoch=False)
+        self.progress = progress
+        step = progress.step
+
+        batch, images = self.stream.next()
+        real = jt.array(random_flip(batch))
+        gen_in1, gen_in2 = self._latents(real.shape[0])
+
+        # D step: the reference freezes the generator with requires_grad(generator, False);
+        # here the optimiser differentiates its own parameters only and the fakes are detached.
+        fake = self.generator(gen_in1, step=step, alpha=alpha)
+        d_total, d_loss, penalty = self.discriminator_loss(
+            self.discriminator, real, fake.detach(), step, alpha)
+        self.d_optimizer.step(d_total)
+
+        # G step (one per D step, the PyTorch original's n_critic = 1), then the moving average
+        fake = self.generator(gen_in2, step=step, alpha=alpha)
+        g_loss = self.generator_loss(self.discriminator(fake, step=step, alpha=alpha))
+        self.g_optimizer.step(g_loss)
+        accumulate(self.g_running, self.generator)
+        jt.sync_all()
+
+        self.progress = advance(self.progress, images)
+        self.alpha = alpha
+        self.iteration = i + 1
+        return IterationResult(self.iteration, size_for_step(step), alpha, images,
+                               g_loss.item(), d_loss.item(), penalty.item())
+
+    # --- samples --------------------------------------------------------------------------------
+    def sample_noise(self, step, count):
+        """Fixed noise maps for the sample grid at ``step`` (drawn once from the seed)."""
+        if step not in self._sample_noise:
+            rng = np.random.RandomState(derived_seed(self.seed, step, EPOCH_ORDER_STREAM))
+            self._sample_noise[step] = [
+                rng.randn(count, 1, size_for_step(s), size_for_step(s)).astype(np.float32)
+                for s in range(step + 1)]
+        return self._sample_noise[step]
+
+    def sample(self):
+        """The reference's grid from g_running: ``columns`` x ``rows`` images, fixed latents."""
+        step = self.progress.step
+        columns, rows = SAMPLE_GRID.get(size_for_step(step), DEFAULT_SAMPLE_GRID)
+        noise = self.sample_noise(step, columns * rows)
+        images = []
+        with jt.no_grad():
+            for c in range(columns):  # the reference generates one column-sized chunk at a time
+                chunk = slice(c * rows, (c + 1) * rows)
+                out = self.g_running(jt.array(self.sample_latents[chunk]),
+                                     noise=[jt.array(n[chunk]) for n in noise],
+                                     step=step, alpha=self.alpha)
+                images.append(out.numpy())
+        return self.outputs.sample(np.concatenate(images), self.iteration, nrow=columns)
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop
+# ------------------------------------------------------------------------------------------------
+
+class StopRequest:
+    """First Ctrl-C: finish the iteration, save, stop. A second one stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        tqdm.write("interrupted: saving a checkpoint after this iteration "
+                   "(Ctrl-C again to quit without saving)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def check_finite(result, trainer):
+    for name, value in (("discriminator", result.d_loss), ("generator", result.g_loss),
+                        ("gradient penalty", result.grad_penalty)):
+        if not math.isfinite(value):
+            if trainer.last_checkpoint is not None:
+                kept = (f"the last good checkpoint is {trainer.last_checkpoint[0]} "
+                        f"(iteration {trainer.last_checkpoint[1]})")
+            else:
+                kept = "no checkpoint was written yet"
+            raise TrainingDiverged(f"iteration {result.iteration}: the {name} loss is {value}; "
+                                   f"training stopped, {kept}; try a lower --lr")
+
+
+def train(config, checkpoint=None, trainer=None):
+    """Train until ``config.iter`` iterations; returns the Trainer. ``checkpoint`` is the loaded
+    ``--ckpt`` dict, if any. Raises TrainingDiverged on a NaN/inf loss. A Ctrl-C saves the
+    rolling checkpoint and returns with ``trainer.interrupted`` set."""
+    config = with_seed(config)
+    trainer = trainer or Trainer(config)
+    if checkpoint is not None:
+        if is_training_checkpoint(checkpoint):
+            trainer.load(checkpoint, config.ckpt)
+        else:
+            trainer.load_reference_snapshot(checkpoint, config.ckpt)
+    outputs = trainer.outputs
+    outputs.prepare(trainer.iteration)
+    trainer.interrupted = False
+    bar = tqdm(total=config.iter, initial=trainer.iteration, disable=not outputs.writer,
+               dynamic_ncols=True)
+    speed = deque(maxlen=SPEED_WINDOW)
+    total_images = 0
+    try:
+        with StopRequest() as stop:
+            while trainer.iteration < config.iter:
+                started = time.perf_counter()
+                result = trainer.train_iteration()
+                check_finite(result, trainer)
+                seconds = time.perf_counter() - started
+                speed.append((result.images, seconds))
+                images_per_sec = sum(n for n, _ in speed) / max(sum(t for _, t in speed), 1e-9)
+                total_images += result.images
+                outputs.log(dict(iteration=result.iteration, size=result.size,
+                                 alpha=f"{result.alpha:.6f}",
+                                 used_sample=trainer.progress.used_sample, images=result.images,
+                                 g_loss=f"{result.g_loss:.6f}", d_loss=f"{result.d_loss:.6f}",
+                                 grad_penalty=f"{result.grad_penalty:.6f}",
+                                 images_per_sec=f"{images_per_sec:.2f}", seconds=f"{seconds:.4f}"))
+                bar.set_description(
+                    f"Size: {result.size}; G: {result.g_loss:.3f}; D: {result.d_loss:.3f}; "
+                    f"Grad: {result.grad_penalty:.3f}; Alpha: {result.alpha:.5f}; "
+                    f"img/s: {images_per_sec:.1f}")
+                bar.update(1)
+                n = result.iteration
+                if n % config.sample_every == 0:
+                    trainer.sample()
+                saved = False
+                if n % config.save_every == 0:
+                    outputs.save(trainer.g_running.state_dict(), f"{n:06d}.model")
+                    trainer.save_train_state()
+                    saved = True
+                if stop.requested:
+                    if not saved:
+                        trainer.save_train_state()
+                    trainer.interrupted = True
+                    break
+            else:
+                if trainer.last_checkpoint is None or trainer.last_checkpoint[1] != trainer.iteration:
+                    trainer.save_train_state()
+    finally:
+        bar.close()
+        outputs.close()
+        if trainer.stream is not None:
+            trainer.stream.close()
+    return trainer
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------
+
+def classify_checkpoint(obj, path):
+    """'training' or 'snapshot'; CheckpointError for any other kind of file."""
+    if is_training_checkpoint(obj):
+        if not isinstance(obj.get("args"), dict):
+            raise CheckpointError(f"{path}: a training checkpoint without its args dict")
+        return "training"
+    if all(k in obj for k in ("generator", "discriminator", "g_running")):
+        return "snapshot"
+    hint = ("--ckpt needs a training checkpoint written by train.py (checkpoint/"
+            f"{TRAIN_STATE_FILE}, checkpoint/train_step-K.model) or the reference's "
+            "train_step-K.model")
+    if is_generator_state_dict(obj):
+        raise CheckpointError(f"{path}: a generator state dict (what generate.py samples), not "
+                              f"a training checkpoint; {hint}")
+    raise CheckpointError(f"{path}: {describe_object(obj)}, not a training checkpoint; {hint}")
+
+
+def config_from_args(args):
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+              if hasattr(args, f.name)}
+    values["mixing"] = not args.no_mixing
+    values["from_rgb_activate"] = not args.no_from_rgb_activate
+    return TrainConfig(**values)
+
+
+def resumed_config(config, ckpt):
+    """``config`` with the run-defining values (RUN_KEYS) of the checkpoint's args.
+
+    Options left at their defaults are taken from the checkpoint silently; one given on the
+    command line with another value is overridden, with a note."""
+    saved = ckpt["args"]
+    for key in ("code_dim", "n_mlp", "width"):
+        if key not in saved:
+            raise CheckpointError(f"{config.ckpt}: its args lack {key}")
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    changes = {key: saved[key] for key in RUN_KEYS
+               if key in saved and saved[key] != getattr(config, key)}
+    for key, value in changes.items():
+        if getattr(config, key) != defaults[key]:
+            print(f"train.py: note: {config.ckpt} continues its run with {key} = {value}, not "
+                  f"{getattr(config, key)}", file=sys.stderr)
+    return replace(config, **changes)
+
+
+def main(args):
+    """Validate, load --ckpt, check the data, train. Errors raise before any training."""
+    config = validate(config_from_args(args))
+    checkpoint = None
+    if config.ckpt is not None:
+        checkpoint = load_checkpoint(config.ckpt)
+        kind = classify_checkpoint(checkpoint, config.ckpt)
+        if kind == "training":
+            config = validate(resumed_config(config, checkpoint))
+            done = int(checkpoint["iteration"])
+            if done >= config.iter:
+                raise TrainError(f"--iter {config.iter}: the checkpoint has already done {done} "
+                                 f"iterations; give a larger --iter to train on")
+        else:
+            config = replace(config, fade_in_initial=True)
+    config = with_seed(config)
+    if not os.path.isdir(config.path):
+        raise TrainError(f"{config.path}: no such data folder (make it with build_emoji.py or "
+                         f"resize.py)")
+    check_resolutions(config.path, training_sizes(config))
+    if jt.rank == 0:
+        print(f"train.py: seed {config.seed}; sizes {config.init_size}..{config.max_size}; "
+              f"outputs in {os.path.abspath(config.out)}", file=sys.stderr)
+    return train(config, checkpoint)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends each flag's default, unless its help already says what the default is."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Train StyleGAN v1 progressively (the reference's train.py). Writes "
+                    "OUT/sample/NNNNNN.png, OUT/checkpoint/NNNNNN.model (g_running), "
+                    f"OUT/checkpoint/train_step-K.model, OUT/checkpoint/{TRAIN_STATE_FILE} "
+                    "(resume with --ckpt) and OUT/log.csv.",
+        formatter_class=HelpFormatter)
+    parser.add_argument("path", help="data folder holding one image folder per size "
+                                     "(PATH/8, PATH/16, ...; see resize.py)")
+    parser.add_argument("--ckpt", default=None,
+                        help="resume from this checkpoint: a train.py training checkpoint "
+                             "continues exactly (its run-defining options win over the command "
+                             "line); a reference train_step-K.model gives the weights and "
+                             "training starts at --init_size with a fade-in, as the reference")
+    parser.add_argument("--init_size", type=int, default=8, help="initial image size")
+    parser.add_argument("--max_size", type=int, default=128, help="final image size")
+    parser.add_argument("--phase", type=int, default=150_000,
+                        help="images per half phase: the new size fades in over PHASE images, "
+                             "then trains PHASE more before the next size")
+    parser.add_argument("--iter", type=int, default=100_000,
+                        help="total iterations (a resumed run counts the checkpoint's)")
+    parser.add_argument("--lr", type=float, default=REFERENCE_LR,
+                        help="Adam learning rate (the mapping network gets lr x 0.01)")
+    parser.add_argument("--sched", action="store_true",
+                        help="the PyTorch original's per-size tables: lr 0.0015/0.002/0.003 "
+                             "from 128/256/512 px, batch 512..32 (32 from 64 px)")
+    parser.add_argument("--loss", choices=sorted(LOSSES), default="r1",
+                        help="r1: non-saturating + R1 penalty (the reference); wgan-gp: the "
+                             "PyTorch original's WGAN-GP with its drift term")
+    parser.add_argument("--no_mixing", action="store_true",
+                        help="no style-mixing inputs (the reference mixes with probability 0.9)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size at every size (default: the reference's table "
+                             "4:512 8:256 16:128 32:64 64:32 128:16, else 32)")
+    parser.add_argument("--no_from_rgb_activate", action="store_true",
+                        help="no LeakyReLU after the discriminator's from-RGB convolutions")
+    parser.add_argument("--width", type=int, default=512,
+                        help="channels of the 4-32 px blocks (512: the reference; smaller "
+                             "narrows every layer alike, for CPU runs and tests)")
+    parser.add_argument("--code_dim", type=int, default=512,
+                        help="size of the latent z and style w (512 for reference checkpoints)")
+    parser.add_argument("--n_mlp", type=int, default=8, help="layers of the mapping network")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of every random choice (default: a random one, printed and "
+                             "stored in the checkpoints)")
+    parser.add_argument("--out", default=".",
+                        help="folder for checkpoint/, sample/ and log.csv")
+    parser.add_argument("--sample_every", type=int, default=100,
+                        help="write a sample grid every N iterations")
+    parser.add_argument("--save_every", type=int, default=10_000,
+                        help="write NNNNNN.model and the resumable checkpoint every N iterations")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="data-loading worker processes (0: load in the main process, as "
+                             "the reference)")
+    return parser
+
+
+if __name__ == "__main__":
+    _parser = build_parser()
+    _args = _parser.parse_args()
+    try:
+        _trainer = main(_args)
+    except (TrainError, DatasetError, CheckpointError) as _error:
+        _parser.exit(EXIT_USAGE, f"train.py: error: {_error}\n")
+    except TrainingDiverged as _error:
+        _parser.exit(EXIT_DIVERGED, f"train.py: error: {_error}\n")
+    if _trainer.interrupted:
+        print(f"train.py: stopped at iteration {_trainer.iteration}; resume with --ckpt "
+              f"{_trainer.last_checkpoint[0]}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
