@@ -16,6 +16,11 @@ Beyond the reference: every run is reproducible from ``--seed`` and resumable ex
 training checkpoint (see ``Trainer``), outputs go under ``--out``, every write is atomic, and a
 NaN/inf loss or Ctrl-C stops cleanly. The progressive schedule is the pure function
 ``schedule``; ``train(config)`` is the plain-values core that ``main(args)`` calls.
+
+``mpirun -np N python train.py data ...`` trains one model on N processes with Jittor's own
+MPI data parallelism: the batch is global, each process trains on its share of it (as Jittor's
+Dataset shards it, ``rank_share``), Jittor's optimisers average the gradients, and only rank 0
+writes (``Outputs``). See ``Trainer`` for how the processes stay identical.
 """
 import argparse
 import csv
@@ -166,10 +171,13 @@ def validate(config):
         raise TrainError(f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
     if config.seed is not None and not 0 <= config.seed < 2 ** 32:
         raise TrainError(f"--seed must be an integer from 0 to 2**32 - 1, got {config.seed}")
-    smallest_batch = min(config.batch_for(size_for_step(s)) for s in range(init_step, max_step + 1))
-    if smallest_batch < jt.world_size:
-        raise TrainError(f"the batch ({smallest_batch}) must be at least the number of MPI "
-                         f"processes ({jt.world_size})")
+    for size in (size_for_step(s) for s in range(init_step, max_step + 1)):
+        batch = config.batch_for(size)
+        if batch % jt.world_size:
+            source = "--batch" if config.batch is not None else "the batch table (see --help)"
+            raise TrainError(f"the global batch at {size} px ({batch}, from {source}) is not a "
+                             f"multiple of the {jt.world_size} MPI processes, which take equal "
+                             f"shares of it: give --batch a multiple of {jt.world_size}")
     return config
 
 
@@ -314,9 +322,30 @@ class ImageStream:
         self.dataset.terminate()
 
 
-def random_flip(batch, rng=np.random):
-    """Mirror each image left-right with probability 0.5 (RandomHorizontalFlip)."""
-    flip = rng.random_sample(len(batch)) < FLIP_PROBABILITY
+def rank_share(images, batch_size, rank=None, world_size=None):
+    """The slice of a global batch of ``images`` images that MPI process ``rank`` trains on,
+    as Jittor's Dataset shards it (``jittor/dataset/dataset.py``): a full batch in equal
+    contiguous parts, rank r taking [r b / N, (r + 1) b / N); a short last batch in parts of
+    ceil(images / N), the last ones moved back inside it (an image or two is then repeated).
+    The whole batch outside MPI."""
+    rank = jt.rank if rank is None else rank
+    world_size = jt.world_size if world_size is None else world_size
+    if images == batch_size:
+        share = batch_size // world_size
+        return slice(rank * share, (rank + 1) * share)
+    share = -(-images // world_size)
+    stop = min(rank * share + share, images)
+    return slice(stop - share, stop)
+
+
+def random_flip(batch, rng=np.random, share=None, total=None):
+    """Mirror each image left-right with probability 0.5 (RandomHorizontalFlip).
+
+    Under MPI ``batch`` is this process's ``share`` (a slice) of a global batch of ``total``
+    images: the decisions are drawn for the global batch and sliced, as one process flips it."""
+    flip = rng.random_sample(len(batch) if total is None else total) < FLIP_PROBABILITY
+    if share is not None:
+        flip = flip[share]
     batch = batch.copy()
     batch[flip] = batch[flip][..., ::-1]
     return batch
@@ -349,7 +378,8 @@ def wgan_gp_discriminator_loss(discriminator, real, fake, step, alpha):
     real_scores = discriminator(real, step=step, alpha=alpha)
     real_predict = real_scores.mean() - WGAN_DRIFT * real_scores.sqr().mean()
     fake_predict = discriminator(fake, step=step, alpha=alpha).mean()
-    eps = jt.rand(real.shape[0], 1, 1, 1)
+    n = real.shape[0]  # under MPI: this process's share of the global batch's blend weights
+    eps = jt.rand(n * jt.world_size, 1, 1, 1)[jt.rank * n:(jt.rank + 1) * n]
     x_hat = eps * real.detach() + (1 - eps) * fake.detach()
     hat_scores = discriminator(x_hat, step=step, alpha=alpha)
     norm = jt.sqrt(squared_grad_norm(hat_scores, x_hat))
@@ -372,6 +402,23 @@ LOSSES = {"r1": (r1_discriminator_loss, r1_generator_loss),
 # ------------------------------------------------------------------------------------------------
 # Networks, optimisers, moving average
 # ------------------------------------------------------------------------------------------------
+
+def mean_over_processes(*values):
+    """Scalar Vars as floats, averaged over the MPI processes (one all-reduce): what one
+    process would get on the global batch, and the same on every process, so all of them
+    take the same decisions (a NaN stops them all)."""
+    values = jt.concat([v.reshape((1,)) for v in values])
+    if jt.in_mpi:
+        values = values.mpi_all_reduce("mean")
+    return [float(v) for v in values.numpy()]
+
+
+def any_process(flag):
+    """True on every MPI process when ``flag`` is true on any of them (one all-reduce)."""
+    if not jt.in_mpi:
+        return flag
+    return jt.array([float(flag)]).mpi_all_reduce("add").item() > 0
+
 
 def accumulate(target, source, decay=EMA_DECAY):
     """target <- decay * target + (1 - decay) * source, parameter by parameter (the reference's)."""
@@ -532,6 +579,13 @@ class Trainer:
     holds the networks, both optimisers' states (Adam moments, step count, per-group lr), the
     progress and the data position, so the next iterations after a resume draw the same batches,
     flips, latents, noise and mixing points and give the same losses as an uninterrupted run.
+
+    Under MPI every process seeds alike (not Jittor's default seed + rank) and builds the same
+    weights, then takes rank 0's (``mpi_param_broadcast``). Each iteration draws the flips,
+    latents, noise and mixing points of the global batch and takes its ``rank_share`` of them,
+    so N processes compute what one does on the global batch, except that the discriminator's
+    minibatch-stddev sees one process's share. The averaged gradients keep the networks, and so
+    g_running, identical; the logged losses are averaged over the processes, so a NaN stops all.
     """
 
     def __init__(self, config, outputs=None):
@@ -539,8 +593,10 @@ class Trainer:
         self.config = config
         self.seed = config.seed
         self.outputs = outputs or Outputs(config.out)
-        jt.set_global_seed(derived_seed(self.seed))
+        jt.set_global_seed(derived_seed(self.seed), different_seed_for_mpi=False)
         self.generator, self.discriminator, self.g_running = build_networks(config)
+        self.generator.mpi_param_broadcast()      # every MPI process starts from rank 0's
+        self.discriminator.mpi_param_broadcast()  # weights (already equal: the same seed)
         copy_parameters(self.g_running, self.generator)   # the EMA starts as a copy
         self.generator.train()
         self.discriminator.train()
@@ -641,20 +697,27 @@ class Trainer:
         adjust_lr(self.g_optimizer, lr)
         adjust_lr(self.d_optimizer, lr)
 
-    def _latents(self, batch):
+    def _latents(self, images, share):
         """The reference's generator inputs: two lists of two latents with probability 0.9
-        (style mixing), else two single latents; one for the D step, one for the G step."""
+        (style mixing), else two single latents; one for the D step, one for the G step.
+        Drawn for the global batch of ``images``; this process takes its ``share``."""
         code_dim = self.config.code_dim
         if self.config.mixing and random.random() < MIXING_PROBABILITY:
-            z = jt.randn(4, batch, code_dim)
+            z = jt.randn(4, images, code_dim)[:, share.start:share.stop]
             return [z[0], z[1]], [z[2], z[3]]
-        z = jt.randn(2, batch, code_dim)
+        z = jt.randn(2, images, code_dim)[:, share.start:share.stop]
         return z[0], z[1]
+
+    def _noise(self, step, images, share):
+        """Noise maps for the D step's and the G step's fakes (the generator would draw them
+        per call): drawn for the global batch, this process's ``share`` of them."""
+        return [[jt.randn(images, 1, size_for_step(s), size_for_step(s))[share.start:share.stop]
+                 for s in range(step + 1)] for _ in range(2)]
 
     def train_iteration(self):
         """One iteration of the reference's loop: schedule, D step, G step, EMA."""
         i = self.iteration
-        jt.set_global_seed(derived_seed(self.seed, i))
+        jt.set_global_seed(derived_seed(self.seed, i), different_seed_for_mpi=False)
         progress, alpha, snapshot_step = schedule(self.progress, self.config.schedule_config)
         if snapshot_step is not None:
             # the reference saves the state reached so far, then reloads data at the new size
@@ -665,19 +728,22 @@ class Trainer:
         self.progress = progress
         step = progress.step
 
-        batch, images = self.stream.next()
-        real = jt.array(random_flip(batch))
-        gen_in1, gen_in2 = self._latents(real.shape[0])
+        batch, images = self.stream.next()     # under MPI: this process's share of the batch
+        share = rank_share(images, self.stream.batch_size)
+        real = jt.array(random_flip(batch, share=share, total=images))
+        gen_in1, gen_in2 = self._latents(images, share)
+        noise1, noise2 = self._noise(step, images, share)
 
         # D step: the reference freezes the generator with requires_grad(generator, False);
         # here the optimiser differentiates its own parameters only and the fakes are detached.
-        fake = self.generator(gen_in1, step=step, alpha=alpha)
+        # Under MPI, Jittor's optimisers average the gradients of all processes.
+        fake = self.generator(gen_in1, noise=noise1, step=step, alpha=alpha)
         d_total, d_loss, penalty = self.discriminator_loss(
             self.discriminator, real, fake.detach(), step, alpha)
         self.d_optimizer.step(d_total)
 
         # G step (one per D step, the PyTorch original's n_critic = 1), then the moving average
-        fake = self.generator(gen_in2, step=step, alpha=alpha)
+        fake = self.generator(gen_in2, noise=noise2, step=step, alpha=alpha)
         g_loss = self.generator_loss(self.discriminator(fake, step=step, alpha=alpha))
         self.g_optimizer.step(g_loss)
         accumulate(self.g_running, self.generator)
@@ -687,7 +753,7 @@ class Trainer:
         self.alpha = alpha
         self.iteration = i + 1
         return IterationResult(self.iteration, size_for_step(step), alpha, images,
-                               g_loss.item(), d_loss.item(), penalty.item())
+                               *mean_over_processes(g_loss, d_loss, penalty))
 
     # --- samples --------------------------------------------------------------------------------
     def sample_noise(self, step, count):
@@ -720,28 +786,37 @@ class Trainer:
 # ------------------------------------------------------------------------------------------------
 
 class StopRequest:
-    """First Ctrl-C: finish the iteration, save, stop. A second one stops at once."""
+    """First Ctrl-C, or SIGUSR1: finish the iteration, save, stop. A second Ctrl-C stops at once.
+
+    Under mpirun, Ctrl-C ends the job at once (mpirun sends SIGTERM, then SIGKILL), but mpirun
+    forwards SIGUSR1 to every process: ``kill -USR1 <mpirun's pid>`` stops an MPI run cleanly."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGUSR1")
+                    if hasattr(signal, name))
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         except ValueError:  # not the main thread: leave signals alone
-            self._previous = None
+            pass
         return self
 
     def _handle(self, signum, frame):
         self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        tqdm.write("interrupted: saving a checkpoint after this iteration "
-                   "(Ctrl-C again to quit without saving)", file=sys.stderr)
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if jt.rank == 0:
+            tqdm.write("interrupted: saving a checkpoint after this iteration "
+                       "(Ctrl-C again to quit without saving)", file=sys.stderr)
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
         return False
 
 
@@ -798,14 +873,14 @@ def train(config, checkpoint=None, trainer=None):
                     f"img/s: {images_per_sec:.1f}")
                 bar.update(1)
                 n = result.iteration
-                if n % config.sample_every == 0:
+                if n % config.sample_every == 0 and outputs.writer:
                     trainer.sample()
                 saved = False
                 if n % config.save_every == 0:
                     outputs.save(trainer.g_running.state_dict(), f"{n:06d}.model")
                     trainer.save_train_state()
                     saved = True
-                if stop.requested:
+                if any_process(stop.requested):   # all MPI processes stop together
                     if not saved:
                         trainer.save_train_state()
                     trainer.interrupted = True
@@ -863,7 +938,7 @@ def resumed_config(config, ckpt):
     changes = {key: saved[key] for key in RUN_KEYS
                if key in saved and saved[key] != getattr(config, key)}
     for key, value in changes.items():
-        if getattr(config, key) != defaults[key]:
+        if getattr(config, key) != defaults[key] and jt.rank == 0:
             print(f"train.py: note: {config.ckpt} continues its run with {key} = {value}, not "
                   f"{getattr(config, key)}", file=sys.stderr)
     return replace(config, **changes)
@@ -936,8 +1011,10 @@ def build_parser():
     parser.add_argument("--no_mixing", action="store_true",
                         help="no style-mixing inputs (the reference mixes with probability 0.9)")
     parser.add_argument("--batch", type=int, default=None,
-                        help="batch size at every size (default: the reference's table "
-                             "4:512 8:256 16:128 32:64 64:32 128:16, else 32)")
+                        help="global batch size at every size: under mpirun -np N each "
+                             "process trains on batch / N images of it, so it must be a "
+                             "multiple of N (default: the reference's table "
+                             "4:512 8:256 16:128 32:64 64:32 128:16, else 32; global too)")
     parser.add_argument("--no_from_rgb_activate", action="store_true",
                         help="no LeakyReLU after the discriminator's from-RGB convolutions")
     parser.add_argument("--width", type=int, default=512,
@@ -966,11 +1043,12 @@ if __name__ == "__main__":
     _args = _parser.parse_args()
     try:
         _trainer = main(_args)
-    except (TrainError, DatasetError, CheckpointError) as _error:
-        _parser.exit(EXIT_USAGE, f"train.py: error: {_error}\n")
-    except TrainingDiverged as _error:
-        _parser.exit(EXIT_DIVERGED, f"train.py: error: {_error}\n")
+    except (TrainError, DatasetError, CheckpointError) as _error:  # every MPI process stops;
+        _parser.exit(EXIT_USAGE, f"train.py: error: {_error}\n" if jt.rank == 0 else None)
+    except TrainingDiverged as _error:                              # rank 0 says why
+        _parser.exit(EXIT_DIVERGED, f"train.py: error: {_error}\n" if jt.rank == 0 else None)
     if _trainer.interrupted:
-        print(f"train.py: stopped at iteration {_trainer.iteration}; resume with --ckpt "
-              f"{_trainer.last_checkpoint[0]}", file=sys.stderr)
+        if jt.rank == 0:
+            print(f"train.py: stopped at iteration {_trainer.iteration}; resume with --ckpt "
+                  f"{_trainer.last_checkpoint[0]}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
