@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: install test
+.PHONY: install test demo
 
 ## install: system packages (apt) and Python packages (requirements.txt)
 install:
@@ -9,3 +9,7 @@ install:
 ## test: install, then run the whole test suite (what CI runs)
 test: install
 	$(PYTHON) -m pytest -q test
+
+## demo: install, build the emoji data set, train 8 -> 32 px on the CPU, write sample grids
+demo: install
+	PYTHON=$(PYTHON) bash demo.sh
