@@ -1047,6 +1047,9 @@ if __name__ == "__main__":
         _parser.exit(EXIT_USAGE, f"train.py: error: {_error}\n" if jt.rank == 0 else None)
     except TrainingDiverged as _error:                              # rank 0 says why
         _parser.exit(EXIT_DIVERGED, f"train.py: error: {_error}\n" if jt.rank == 0 else None)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
+        _parser.exit(EXIT_INTERRUPTED, "train.py: stopped without saving\n" if jt.rank == 0
+                     else None)
     if _trainer.interrupted:
         if jt.rank == 0:
             print(f"train.py: stopped at iteration {_trainer.iteration}; resume with --ckpt "
