@@ -36,9 +36,14 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
-import jittor as jt
-from tqdm import tqdm
+# mpirun forwards SIGUSR1 (a clean stop, see StopRequest) to each process's whole process group,
+# Jittor's compiler workers too: forked from here on, they ignore it instead of dying.
+if "OMPI_COMM_WORLD_SIZE" in os.environ and hasattr(signal, "SIGUSR1"):
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+import jittor_env  # noqa: E402,F401  (prepares Jittor's environment before it is imported)
+import jittor as jt  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from checkpoint import (CheckpointError, atomic_save, describe_object, is_generator_state_dict,
                         is_training_checkpoint, load_checkpoint)
@@ -797,6 +802,7 @@ class StopRequest:
     def __init__(self):
         self.requested = False
         self._previous = {}
+        self._pid = os.getpid()
 
     def __enter__(self):
         try:
@@ -807,6 +813,8 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if os.getpid() != self._pid:  # a worker forked from this process: not its business
+            return
         self.requested = True
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
