@@ -7,15 +7,16 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 DATA=${DATA:-data}
 OUT=${OUT:-runs/demo}
-ITER=${ITER:-2500}        # iterations; --save_every divides it so the last checkpoint is written
+ITER=${ITER:-2500}        # iterations; SAVE_EVERY must divide it (the last checkpoint is used)
 PHASE=${PHASE:-4000}      # images per half phase: 8 px and 16 px take 500 iterations each
+SAVE_EVERY=${SAVE_EVERY:-500}
 
 if ! ls "$DATA/128" 2>/dev/null | grep -q '\.png$'; then
   "$PYTHON" build_emoji.py "$DATA"
 fi
 "$PYTHON" resize.py "$DATA/128" --min_size 8
 "$PYTHON" train.py "$DATA" --init_size 8 --max_size 32 --width 32 --code_dim 128 --batch 16 \
-  --phase "$PHASE" --iter "$ITER" --sample_every 100 --save_every 500 --seed 0 --out "$OUT"
+  --phase "$PHASE" --iter "$ITER" --sample_every 100 --save_every "$SAVE_EVERY" --seed 0 --out "$OUT"
 checkpoint=$(printf '%s/checkpoint/%06d.model' "$OUT" "$ITER")
 "$PYTHON" generate.py "$checkpoint" --size 32 --out "$OUT/generated" --seed 0 --n_mixing 1 \
   --interpolate 16
