@@ -1,0 +1,528 @@
+"""Benchmark: how fast the generator and a full training iteration run on this machine (issue 7).
+
+    python bench.py                  # reference width 512: a markdown table (~6-8 min on 2 cores)
+    python bench.py --quick          # fewer rows, one timed iteration each
+    python bench.py --width 64       # a narrow model (--code_dim follows unless given)
+    python bench.py --profile 16     # where one training iteration at 16 px spends its time
+    python bench.py --compare-mkl    # oneDNN convolutions (use_mkl=1) against Jittor's (use_mkl=0)
+
+Rows (all through the project's own code):
+* generator inference: ``StyledGenerator`` forward under ``jt.no_grad()`` at 32 and 128 px,
+  batch 16, alpha 1, one latent per image; images/s.
+* training: seconds per ``train.Trainer.train_iteration`` at 8, 16 and 32 px (alpha 1): D step
+  (real and fake scores, non-saturating loss, R1 penalty with its double backward, Adam), G step
+  (style-mixing latents as drawn, Adam) and the EMA of the generator. The reference's batches
+  (256, 128, 64) are capped for a CPU to TRAIN_BATCH; the data loader is replaced by random
+  images (``bench_data.py`` measures loading).
+
+Each row's first call compiles the Jittor operators its graph needs that are not yet cached:
+"compiled ops" and "compile s" are what Jittor's own compile log reports for that call, "first
+call s" its whole time. The row's time is the median of ``--iters`` calls after it. Jittor keeps
+compiled operators in ``~/.cache/jittor``, so a second run of this script compiles little.
+
+FLOPs are counted analytically from the layer shapes, convolution and linear layers only
+(Cin * Cout * k * k * Hout * Wout multiply-adds, 2 FLOPs each, per image; elementwise work such as
+blur, normalisation, activations, Adam and the EMA is left out: < 1 % at width 512). A training
+iteration counts 4 generator forwards and 11 discriminator forwards (see ``training_flops``).
+Peak FLOP/s is measured: the best of several 4096 x 4096 float32 matrix products (numpy's BLAS on
+all cores on a CPU, Jittor's matmul on a GPU); the nominal peak from the CPU's flags and clock is
+printed beside it.
+"""
+import argparse
+import contextlib
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+
+import model
+import train
+from model import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP, REFERENCE_WIDTH,
+                   StyledGenerator, scaled_channels, size_for_step, step_for_size)
+
+INFERENCE_SIZES = (32, 128)
+INFERENCE_BATCH = 16
+TRAIN_SIZES = (8, 16, 32)
+TRAIN_BATCH = {8: 32, 16: 16, 32: 8}      # the reference's 256, 128, 64 capped for a CPU
+QUICK_INFERENCE_SIZES = (32,)
+QUICK_TRAIN_SIZES = (8, 16)
+PEAK_MATRIX = 4096
+PEAK_REPEATS = 5
+N_MLP = 8
+MKL_PROBE = dict(batch=4, channels=512, size=16, repeats=2)   # one 3x3 conv, forward + backward
+
+
+# ------------------------------------------------------------------------------------------------
+# FLOPs, counted from the layer shapes
+# ------------------------------------------------------------------------------------------------
+
+def conv_flops(c_in, c_out, kernel, out_size):
+    """Multiply-adds x 2 of one image through a k x k convolution with out_size^2 outputs."""
+    return 2 * c_in * c_out * kernel * kernel * out_size * out_size
+
+
+def linear_flops(d_in, d_out):
+    return 2 * d_in * d_out
+
+
+def generator_flops(step, width=REFERENCE_WIDTH, code_dim=512, n_mlp=N_MLP, latents=1):
+    """Forward FLOPs of one image through ``StyledGenerator`` at ``step`` (alpha 1).
+
+    Mapping network once per latent; per block an AdaIN style linear for each of its two
+    layers; conv1 (3x3 after nearest upsampling, or the fused 4x4 transposed conv from 128 px:
+    16 taps per input pixel) and conv2 (3x3); the final 1x1 to-RGB."""
+    channels = [scaled_channels(c, width) for c in GENERATOR_CHANNELS]
+    flops = latents * n_mlp * linear_flops(code_dim, code_dim)
+    for i in range(step + 1):
+        size, c = size_for_step(i), channels[i]
+        flops += 2 * linear_flops(code_dim, 2 * c)
+        if i >= FIRST_FUSED_STEP:
+            flops += conv_flops(channels[i - 1], c, 4, size // 2)
+        elif i > 0:
+            flops += conv_flops(channels[i - 1], c, 3, size)
+        flops += conv_flops(c, c, 3, size)
+    return flops + conv_flops(channels[step], 3, 1, size_for_step(step))
+
+
+def discriminator_flops(step, width=REFERENCE_WIDTH):
+    """Forward FLOPs of one image through ``Discriminator`` at ``step`` (alpha 1): from-RGB 1x1,
+    per block a 3x3 conv and a 3x3 conv (or the fused 4x4 stride-2 conv from 128 px), the last
+    block's 3x3 conv on C + 1 channels and its 4x4 conv to 1x1, the final linear."""
+    c = [scaled_channels(ch, width) for ch in reversed(GENERATOR_CHANNELS)]
+    flops = conv_flops(3, c[MAX_STEP - step], 1, size_for_step(step))
+    for i in range(step, 0, -1):
+        index, size = MAX_STEP - i, size_for_step(i)
+        flops += conv_flops(c[index], c[index + 1], 3, size)
+        if i >= FIRST_FUSED_STEP:
+            flops += conv_flops(c[index + 1], c[index + 1], 4, size // 2)
+        else:
+            flops += conv_flops(c[index + 1], c[index + 1], 3, size)
+    last = c[MAX_STEP]
+    flops += conv_flops(last + 1, last, 3, 4) + conv_flops(last, last, 4, 1)
+    return flops + linear_flops(last, 1)
+
+
+def training_flops(step, batch, width=REFERENCE_WIDTH, code_dim=512, n_mlp=N_MLP):
+    """FLOPs of one training iteration, counted in forward passes (F_G, F_D per image).
+
+    Rule: a backward pass costs 2 forwards (input and weight gradients), 1 where only input
+    gradients are needed. D step: G forward (1 F_G), D forward on reals and fakes (2 F_D), R1's
+    input gradient (1 F_D), backward of the loss through the real and fake passes (4 F_D) and
+    through R1's gradient graph, the double backward (2 F_D). G step: G forward (1 F_G), D
+    forward (1 F_D), input gradients through D (1 F_D), G backward (2 F_G). Total 4 F_G + 11 F_D;
+    R1 accounts for 3 F_D of it. Mapping network counted for two latents (style mixing)."""
+    f_g = generator_flops(step, width, code_dim, n_mlp, latents=2)
+    return batch * (4 * f_g + 11 * discriminator_flops(step, width))
+
+
+# ------------------------------------------------------------------------------------------------
+# The machine
+# ------------------------------------------------------------------------------------------------
+
+def cpu_description():
+    name = platform.processor() or platform.machine()
+    flags, mhz = set(), None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    name = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                elif key == "cpu MHz" and mhz is None:
+                    mhz = float(value)
+    except OSError:
+        pass
+    return name, flags, mhz
+
+
+def nominal_cpu_peak():
+    """(GFLOP/s, how): cores x float32 FLOP per cycle x clock, assuming two FMA pipes per core
+    (2 x 8 lanes x 2 FLOP with AVX2 + FMA, x 2 with AVX-512), at the clock /proc/cpuinfo
+    reports (often the base clock: boost clocks can exceed it). None when unknown."""
+    _, flags, mhz = cpu_description()
+    if mhz is None or "fma" not in flags:
+        return None, "unknown (no FMA flag or clock in /proc/cpuinfo)"
+    per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags else 16
+    cores = os.cpu_count()
+    gflops = cores * per_cycle * mhz / 1e3
+    isa = "AVX-512" if per_cycle == 64 else "AVX2" if per_cycle == 32 else "AVX"
+    return gflops, (f"{cores} cores x {per_cycle} FLOP/cycle ({isa} FMA, 2 pipes) x "
+                    f"{mhz / 1e3:.2f} GHz")
+
+
+def measured_peak(n=PEAK_MATRIX, repeats=PEAK_REPEATS):
+    """(GFLOP/s, how): the best of ``repeats`` n x n float32 matrix products."""
+    if jt.flags.use_cuda:
+        a, b = jt.randn(n, n), jt.randn(n, n)
+        jt.matmul(a, b).sync()
+        best = float("inf")
+        for _ in range(repeats):
+            jt.sync_all(True)
+            start = time.perf_counter()
+            jt.matmul(a, b).sync()
+            best = min(best, time.perf_counter() - start)
+        how = f"Jittor float32 matmul {n}x{n} on the GPU, best of {repeats}"
+    else:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        how = f"numpy float32 matmul {n}x{n} (BLAS, all cores), best of {repeats}"
+    return 2 * n ** 3 / best / 1e9, how
+
+
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+# ------------------------------------------------------------------------------------------------
+# Timed work
+# ------------------------------------------------------------------------------------------------
+
+COMPILE_LINE = re.compile(r"Compiling Operators\((\d+)/(\d+)\) used: ([0-9.]+)s")
+
+
+@contextlib.contextmanager
+def jittor_compile_log():
+    """Collects Jittor's "Compiling Operators(n/n) used: Xs" progress lines, which its C++ core
+    writes to file descriptor 2, while passing every other line through. Yields a dict that
+    holds, on exit, ``ops`` (operators compiled) and ``seconds`` (compile time Jittor reports)."""
+    result = dict(ops=0, seconds=0.0)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield result
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            for done, total, seconds in COMPILE_LINE.findall(text):
+                if done == total:
+                    result["ops"] += int(total)
+                    result["seconds"] += float(seconds)
+            rest = COMPILE_LINE.sub("", text).replace("eta:", "").strip(" \r\n\t0123456789.s")
+            if rest:
+                print(text, file=sys.stderr)
+
+
+def timed(function, iters):
+    """(first call s, {"ops", "seconds"} Jittor compiled in it, [s of each of ``iters`` later
+    calls]); ``function`` must synchronise."""
+    jt.sync_all(True)
+    with jittor_compile_log() as compiled:
+        start = time.perf_counter()
+        function()
+        first = time.perf_counter() - start
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return first, compiled, times
+
+
+def time_inference(size, batch, width, code_dim, iters):
+    step = step_for_size(size)
+    generator = StyledGenerator(code_dim, n_mlp=N_MLP, width=width)
+    generator.eval()
+    latents = jt.randn(batch, code_dim)
+
+    def generate():
+        with jt.no_grad():
+            generator(latents, step=step, alpha=1).sync()
+
+    return timed(generate, iters)
+
+
+class RandomImages:
+    """Stands in for ``train.ImageStream``: batches of uniform random images in [-1, 1]."""
+
+    def __init__(self, size, batch_size, seed=0):
+        self.size, self.batch_size = size, batch_size
+        self.epoch, self.position = 0, 0
+        self.rng = np.random.default_rng(seed)
+
+    def next(self):
+        shape = (self.batch_size, 3, self.size, self.size)
+        return self.rng.uniform(-1, 1, shape).astype(np.float32), self.batch_size
+
+    def state(self):
+        return dict(epoch=self.epoch, position=self.position)
+
+    def close(self):
+        pass
+
+
+def make_trainer(size, batch, width, code_dim, out):
+    """A ``train.Trainer`` at ``size`` (alpha 1: the initial size of a fresh run, a phase too
+    long to ever grow) fed by ``RandomImages``."""
+    config = train.TrainConfig(path=out, init_size=size, max_size=size, phase=10 ** 12,
+                               batch=batch, width=width, code_dim=code_dim, n_mlp=N_MLP,
+                               seed=0, out=out)
+    trainer = train.Trainer(config)
+    trainer.stream = RandomImages(size, batch)
+    return trainer
+
+
+def time_training(size, batch, width, code_dim, iters, out):
+    trainer = make_trainer(size, batch, width, code_dim, out)
+    return timed(trainer.train_iteration, iters)
+
+
+def row(what, size, batch, timing, flops, peak):
+    first, compiled, times = timing
+    median = statistics.median(times)
+    rate = flops / median / 1e9
+    return dict(what=what, size=size, batch=batch, first=first, median=median,
+                compile=compiled["seconds"], compiled_ops=compiled["ops"],
+                images=batch / median, gflop=flops / 1e9, gflops=rate, peak=100 * rate / peak)
+
+
+def print_table(rows):
+    print("| measurement | px | batch | s per call (median) | images/s | GFLOP per call "
+          "| GFLOP/s | % of peak | first call s | compiled ops | compile s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['what']} | {r['size']} | {r['batch']} | {r['median']:.3f} "
+              f"| {r['images']:.2f} | {r['gflop']:.1f} | {r['gflops']:.1f} | {r['peak']:.0f} % "
+              f"| {r['first']:.1f} | {r['compiled_ops']} | {r['compile']:.1f} |", flush=True)
+
+
+def run_benchmark(args):
+    width, code_dim = args.width, args.code_dim
+    inference_sizes = QUICK_INFERENCE_SIZES if args.quick else INFERENCE_SIZES
+    train_sizes = QUICK_TRAIN_SIZES if args.quick else TRAIN_SIZES
+    iters = args.iters if args.iters is not None else (1 if args.quick else 3)
+    name, _, _ = cpu_description()
+    device = "GPU (CUDA)" if jt.flags.use_cuda else f"CPU, {os.cpu_count()} cores"
+    print(f"# {device}: {name}; Jittor {jt.__version__}; oneDNN convolutions: "
+          f"{'yes' if jt.mkl_ops is not None else 'no'}; width {width}, code_dim {code_dim}, "
+          f"n_mlp {N_MLP}; median of {iters} calls after the first; OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
+    load_before = load_average()
+    peak, peak_how = measured_peak()
+    nominal, nominal_how = nominal_cpu_peak()
+    print(f"# peak: {peak:.0f} GFLOP/s measured ({peak_how})", flush=True)
+    if not jt.flags.use_cuda:
+        print(f"# nominal CPU peak: " + (f"{nominal:.0f} GFLOP/s ({nominal_how})"
+                                         if nominal else nominal_how), flush=True)
+    rows = []
+    for size in inference_sizes:
+        timing = time_inference(size, INFERENCE_BATCH, width, code_dim, iters)
+        flops = INFERENCE_BATCH * generator_flops(step_for_size(size), width, code_dim)
+        rows.append(row("generator inference", size, INFERENCE_BATCH, timing, flops, peak))
+        print(f"# done: inference {size} px (load {load_average():.1f})", file=sys.stderr,
+              flush=True)
+    for size in train_sizes:
+        batch = TRAIN_BATCH[size]
+        timing = time_training(size, batch, width, code_dim, iters, args.out)
+        flops = training_flops(step_for_size(size), batch, width, code_dim)
+        rows.append(row("training iteration", size, batch, timing, flops, peak))
+        print(f"# done: training {size} px (load {load_average():.1f})", file=sys.stderr,
+              flush=True)
+    print()
+    print_table(rows)
+    print(f"\n# 1-minute load average: {load_before:.1f} before, {load_average():.1f} after "
+          f"({os.cpu_count()} cores)")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Where the time goes
+# ------------------------------------------------------------------------------------------------
+
+CONV_OPS = ("mkl_conv_backward_w", "mkl_conv_backward_x", "mkl_conv", "cudnn_conv_backward_w",
+            "cudnn_conv_backward_x", "cudnn_conv")
+MATMUL_OPS = ("mkl_matmul", "cublas_matmul", "cublas_batched_matmul")
+
+
+OTHER_GROUP = "elementwise, reductions, reindex (fused)"
+
+
+def op_group(key):
+    """Group of a profiler record: the convolution or matmul kind, else the fused rest."""
+    for name in CONV_OPS + MATMUL_OPS:
+        if key.startswith(name + "\u00ab") or key == name:
+            return name
+    return OTHER_GROUP
+
+
+def profile_groups(function):
+    """Seconds per op group of one call of ``function`` under Jittor's profiler."""
+    with jt.profile_scope() as report:
+        function()
+    header = report[0]
+    name, total = header.index("Name"), header.index("TotalTime")
+    groups = {}
+    for record in report[1:]:
+        group = op_group(record[name])
+        groups[group] = groups.get(group, 0.0) + float(record[total]) / 1e9
+    return groups
+
+
+def identity(input):
+    return input
+
+
+def no_r1(output, inputs):
+    return jt.zeros(output.shape[0])
+
+
+ABLATIONS = (
+    ("blur (forward, backward, R1 double backward)", model, "blur", identity),
+    ("instance norm (in AdaIN)", model, "instance_norm", identity),
+    ("R1 penalty (input gradient + double backward)", train, "squared_grad_norm", no_r1),
+)
+
+
+def run_profile(args):
+    """Jittor's profiler on one training iteration, then the time each part costs, measured by
+    replacing it (blur, instance norm: identity; R1: a zero penalty) and timing again."""
+    size = args.profile
+    batch = TRAIN_BATCH.get(size, min(TRAIN_BATCH.values()))
+    iters = args.iters if args.iters is not None else 2
+    trainer = make_trainer(size, batch, args.width, args.code_dim, args.out)
+    first, _, times = timed(trainer.train_iteration, iters)
+    base = statistics.median(times)
+    groups = profile_groups(trainer.train_iteration)
+    profiled = sum(groups.values())
+    print(f"# training iteration at {size} px, batch {batch}, width {args.width}: "
+          f"{base:.3f} s (median of {iters}; first call {first:.1f} s); profiled iteration "
+          f"{profiled:.3f} s of op time; load {load_average():.1f}")
+    print("\n| op group (Jittor profiler) | s | share |\n|---|---:|---:|")
+    conv = sum(v for k, v in groups.items() if k in CONV_OPS)
+    for key, value in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"| {key} | {value:.3f} | {100 * value / profiled:.1f} % |")
+    print(f"| all convolutions (the blur's depthwise ones included) | {conv:.3f} "
+          f"| {100 * conv / profiled:.1f} % |")
+    if args.no_ablation:
+        return groups
+    print("\n| part (with it - without it, alternating iterations) | s per iteration | share |"
+          "\n|---|---:|---:|")
+    for label, module, attribute, replacement in ABLATIONS:
+        original = getattr(module, attribute)
+        try:
+            setattr(module, attribute, replacement)
+            trainer.train_iteration()                   # compiles the graph without the part
+            with_part, without = [], []
+            for _ in range(iters):
+                for use, times in ((original, with_part), (replacement, without)):
+                    setattr(module, attribute, use)
+                    start = time.perf_counter()
+                    trainer.train_iteration()
+                    times.append(time.perf_counter() - start)
+        finally:
+            setattr(module, attribute, original)
+        cost = statistics.median(with_part) - statistics.median(without)
+        share = 100 * cost / statistics.median(with_part)
+        print(f"| {label} | {cost:.3f} | {share:.1f} % |", flush=True)
+    return groups
+
+
+# ------------------------------------------------------------------------------------------------
+# oneDNN against Jittor's own CPU convolution
+# ------------------------------------------------------------------------------------------------
+
+def mkl_probe():
+    """Seconds of one 3x3 conv (forward + input and weight gradients), printed for the parent."""
+    n, c, s = MKL_PROBE["batch"], MKL_PROBE["channels"], MKL_PROBE["size"]
+    x, w = jt.randn(n, c, s, s), jt.randn(c, c, 3, 3)
+
+    def step():
+        y = jt.nn.conv2d(x, w, padding=1)
+        jt.sync(jt.grad((y * y).sum(), [x, w]))
+
+    first, _, times = timed(step, MKL_PROBE["repeats"])
+    print(f"PROBE {first} {min(times)} {int(jt.mkl_ops is not None)}")
+
+
+def compare_mkl():
+    n, c, s = MKL_PROBE["batch"], MKL_PROBE["channels"], MKL_PROBE["size"]
+    flops = 3 * n * conv_flops(c, c, 3, s)
+    print(f"# one 3x3 conv {c}->{c} at {s}x{s}, batch {n}, forward + backward "
+          f"({flops / 1e9:.1f} GFLOP); best of {MKL_PROBE['repeats']} after the first call")
+    print("| use_mkl | convolution | first call s | s | GFLOP/s |\n|---|---|---:|---:|---:|")
+    for use_mkl in ("1", "0"):
+        env = dict(os.environ, use_mkl=use_mkl)
+        result = subprocess.run([sys.executable, os.path.abspath(__file__), "--mkl-probe"],
+                                env=env, capture_output=True, text=True, check=True)
+        line = [l for l in result.stdout.splitlines() if l.startswith("PROBE ")][-1]
+        first, best, used = line.split()[1:]
+        kind = "oneDNN (mkl_conv)" if used == "1" else "Jittor reindex + reduce"
+        print(f"| {use_mkl} | {kind} | {float(first):.1f} | {float(best):.3f} "
+              f"| {flops / float(best) / 1e9:.1f} |", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Generator images/s and training-iteration seconds on this machine, with "
+                    "FLOPs and the share of peak FLOP/s; or a profile of one iteration.")
+    parser.add_argument("--width", type=int, default=REFERENCE_WIDTH,
+                        help="channels of the 4-32 px blocks (512: the reference network)")
+    parser.add_argument("--code_dim", type=int, default=None,
+                        help="latent and style size (default: 512, or the width when narrower)")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="timed calls per row after the first (default 3; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only inference at {QUICK_INFERENCE_SIZES} px and training at "
+                             f"{QUICK_TRAIN_SIZES} px, one timed call each")
+    parser.add_argument("--profile", type=int, metavar="SIZE", choices=TRAIN_SIZES,
+                        help="profile one training iteration at SIZE px instead")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="with --profile: only Jittor's profiler, no timing without parts")
+    parser.add_argument("--compare-mkl", action="store_true",
+                        help="time one convolution with use_mkl=1 and use_mkl=0 instead")
+    parser.add_argument("--mkl-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None,
+                        help="scratch folder for the trainer (default: a temporary folder; "
+                             "nothing is written there)")
+    args = parser.parse_args(argv)
+    if args.width < 1 or (args.iters is not None and args.iters < 1):
+        parser.error("--width and --iters must be positive")
+    if args.code_dim is None:
+        args.code_dim = min(512, args.width)
+    return args
+
+
+def main(args):
+    if args.mkl_probe:
+        return mkl_probe()
+    if args.compare_mkl:
+        return compare_mkl()
+    with tempfile.TemporaryDirectory() as out:
+        args.out = args.out or out
+        if args.profile:
+            return run_profile(args)
+        return run_benchmark(args)
+
+
+if __name__ == "__main__":
+    main(parse_args())
