@@ -2,6 +2,7 @@
 
     python build_emoji.py data              # writes data/128/emoji_1F600.png, ...
     python resize.py data/128 --min_size 8  # then data/64 ... data/8 for training
+    python build_emoji.py data --heldout data_heldout   # every 8th emoji to data_heldout/128
 
 Which emoji the font has is read from the font file itself: every character of its character
 map (cmap) and every multi-codepoint sequence its ligature table (GSUB) forms (ZWJ sequences,
@@ -21,6 +22,7 @@ DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 FONT_INSTALL_HINT = "sudo apt-get install fonts-noto-color-emoji"
 FONT_SIZE = 109  # the size of the font's embedded bitmaps (CBDT strike), 136x128 px glyphs
 IMAGE_SIZE = 128
+HELDOUT_EVERY = 8  # with --heldout, the 8th, 16th, ... distinct emoji go to the held-out set
 BACKGROUND = (255, 255, 255)
 FIRST_NON_ASCII = 0x80  # ASCII digits, '#' and '*' are only keycap parts, drawn as plain text
 PRIVATE_USE = ((0xE000, 0xF8FF), (0xF0000, 0x10FFFF))  # the font's aliases of sequences
@@ -211,16 +213,24 @@ def file_name(sequence):
     return "emoji_" + "_".join(f"{code:04X}" for code in sequence) + ".png"
 
 
-def build(out_root, font_path=DEFAULT_FONT, limit=None, sequences=None, progress=True):
+def build(out_root, font_path=DEFAULT_FONT, limit=None, sequences=None, progress=True,
+          heldout_root=None):
     """Write ``out_root/128/emoji_*.png``, one per distinct emoji of the font (the first
     ``limit`` of them when given; ``sequences`` replaces the font's list, for tests).
-    Returns the names written, in order. Existing files of the same name are overwritten."""
+    With ``heldout_root``, every HELDOUT_EVERY-th distinct emoji goes to ``heldout_root/128``
+    instead: images a model trained on ``out_root`` never sees, for ``evaluate.py``.
+    Returns the names written (both folders), in order, and the number of candidates rejected.
+    Existing files of the same name are overwritten."""
     font = load_font(font_path)
     if sequences is None:
         sequences = emoji_sequences(font_path)
     glyph_width = font.getlength("\U0001F600") or FONT_SIZE * 2  # one emoji's advance
     out_dir = os.path.join(out_root, str(IMAGE_SIZE))
     os.makedirs(out_dir, exist_ok=True)
+    heldout_dir = None
+    if heldout_root is not None:
+        heldout_dir = os.path.join(heldout_root, str(IMAGE_SIZE))
+        os.makedirs(heldout_dir, exist_ok=True)
     seen, written, rejected = set(), [], 0
     for sequence in sequences:
         if limit is not None and len(written) >= limit:
@@ -232,19 +242,25 @@ def build(out_root, font_path=DEFAULT_FONT, limit=None, sequences=None, progress
             continue
         seen.add(pixels)
         name = file_name(sequence)
-        image.save(os.path.join(out_dir, name))
         written.append(name)
+        held_out = heldout_dir is not None and len(written) % HELDOUT_EVERY == 0
+        image.save(os.path.join(heldout_dir if held_out else out_dir, name))
         if progress and len(written) % 500 == 0:
             print(f"build_emoji.py: {len(written)} emoji written", file=sys.stderr)
     return written, rejected
 
 
 def main(args):
-    written, rejected = build(args.out, args.font, args.limit, progress=not args.quiet)
+    written, rejected = build(args.out, args.font, args.limit, progress=not args.quiet,
+                              heldout_root=args.heldout)
     note = "" if features.check("raqm") else (
         " (Pillow has no raqm: multi-codepoint emoji could not be shaped and were left out)")
-    print(f"build_emoji.py: {len(written)} emoji written to "
-          f"{os.path.join(args.out, str(IMAGE_SIZE))}, {rejected} candidates left out "
+    where = os.path.join(args.out, str(IMAGE_SIZE))
+    if args.heldout is not None:
+        n_heldout = len(written) // HELDOUT_EVERY
+        where = (f"{where} ({len(written) - n_heldout}) and "
+                 f"{os.path.join(args.heldout, str(IMAGE_SIZE))} ({n_heldout}, held out)")
+    print(f"build_emoji.py: {len(written)} emoji written to {where}, {rejected} candidates left out "
           f"(not shaped into one glyph, blank, or a duplicate picture){note}")
     return written
 
@@ -259,6 +275,9 @@ def parse_args(argv=None):
                              f"Debian package fonts-noto-color-emoji)")
     parser.add_argument("--limit", type=int, default=None,
                         help="write only the first LIMIT distinct emoji (default: all)")
+    parser.add_argument("--heldout", metavar="DIR", default=None,
+                        help=f"put every {HELDOUT_EVERY}th emoji in DIR/128 instead of OUT/128: a "
+                             "held-out set for evaluate.py (default: none, all go to OUT/128)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 

@@ -94,3 +94,14 @@ def test_missing_font_fails_with_the_install_command(tmp_path):
     assert run.returncode == 2
     assert run.stderr.startswith("build_emoji.py: error: emoji font not found")
     assert "fonts-noto-color-emoji" in run.stderr and not (tmp_path / "128").exists()
+
+
+@needs_font
+def test_heldout_gets_every_eighth_emoji_and_nothing_is_in_both(tmp_path):
+    train_root, heldout_root = tmp_path / "data", tmp_path / "heldout"
+    names, _ = build(str(train_root), limit=17, progress=False, heldout_root=str(heldout_root))
+    train = sorted(os.listdir(train_root / "128"))
+    heldout = sorted(os.listdir(heldout_root / "128"))
+    assert heldout == sorted([names[7], names[15]])           # the 8th and the 16th
+    assert len(train) == 15 and not set(train) & set(heldout)
+    assert sorted(train + heldout) == sorted(names)
