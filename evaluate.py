@@ -31,7 +31,7 @@ import swd
 from checkpoint import CheckpointError, load_generator
 from dataset import DatasetError, check_resolutions, resolution_folder
 from grid import to_uint8_image
-from model import size_for_step, step_for_size
+from model import StyledGenerator, size_for_step, step_for_size
 from resize import list_images, prepare_image
 
 DEFAULT_SIZE = 128
@@ -43,6 +43,7 @@ MEAN_STYLE_LATENTS = 10 * 1024      # latents the mean style is averaged over, a
 ALPHA = 1                           # the newest block fully faded in, as generate.py samples
 GENERATED_COLUMN = "generated vs real"
 FLOOR_COLUMN = "real vs real"
+UNTRAINED_COLUMN = "untrained vs real"
 DIGITS = 4                          # the official code prints SWD x 1e3 with %.4f
 
 
@@ -104,6 +105,9 @@ def check_args(args):
     if args.path is None and not args.real_vs_real:
         raise EvaluateError("a checkpoint is needed (evaluate.py CKPT DATA), unless "
                             "--real-vs-real is given")
+    if args.path is None and args.untrained:
+        raise EvaluateError("--untrained needs a checkpoint: the untrained generator takes its "
+                            "architecture")
     try:
         swd.level_sizes(args.size)
     except ValueError as error:
@@ -147,6 +151,17 @@ def generate_images(generator, step, n, batch, truncation=NO_TRUNCATION, progres
     return images
 
 
+def untrained_generator(info, seed):
+    """A freshly initialised generator with the architecture in ``info`` (code_dim, n_mlp,
+    width): the baseline that training must beat. Drawn after the trained generator's images,
+    so adding --untrained leaves the other columns as they were."""
+    jt.set_global_seed(seed + 1)
+    generator = StyledGenerator(code_dim=info["code_dim"], n_mlp=info["n_mlp"],
+                                width=info["width"])
+    generator.eval()
+    return generator
+
+
 def format_table(levels, columns):
     """Markdown table: one row per level and one for the average, one column per comparison."""
     names = list(columns)
@@ -186,6 +201,12 @@ def main(args):
                                               progress))
         columns.append(GENERATED_COLUMN if args.truncation == NO_TRUNCATION
                        else f"generated (psi {args.truncation:g}) vs real")
+        if args.untrained:
+            untrained = untrained_generator(info, args.seed)
+            with tqdm(total=n, desc="untrained", unit="img", file=sys.stderr) as progress:
+                candidates.append(generate_images(untrained, step, n, args.batch,
+                                                  args.truncation, progress))
+            columns.append(UNTRAINED_COLUMN)
     if args.real_vs_real:
         candidates.append(real[n:])
         columns.append(FLOOR_COLUMN)
@@ -225,6 +246,9 @@ def build_parser():
                         help="also compare the --n real images with --n other real images (the "
                              "data split in two): the floor a perfect generator would reach on "
                              "average; CKPT may then be left out")
+    parser.add_argument("--untrained", action="store_true",
+                        help="also score a freshly initialised generator of CKPT's architecture "
+                             "against the same real images: the value training should lower")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="seed for the choice of real images, the latents and noise, the "
                              "neighbourhoods and the directions; the same seed, files and flags "

@@ -130,6 +130,30 @@ def test_truncation_uses_the_mean_style_and_says_so_in_the_column(checkpoint, da
     assert truncated["columns"][names[0]] != plain["columns"]["generated vs real"]
 
 
+def test_untrained_adds_a_fresh_generator_of_the_same_architecture(checkpoint, data, capsys,
+                                                                   monkeypatch):
+    argv = [checkpoint, data, "--size", "16", "--n", "8", "--seed", "3"]
+    plain = run(argv)
+    built = []
+    original = evaluate.untrained_generator
+    monkeypatch.setattr(evaluate, "untrained_generator",
+                        lambda info, seed: built.append(original(info, seed)) or built[-1])
+    both = run(argv + ["--untrained"])
+    names, rows = parse_table(capsys.readouterr().out.split("lower is better")[-1])
+    assert names == ["generated vs real", "untrained vs real"]
+    # the trained column is the same with or without the extra one
+    assert both["columns"]["generated vs real"] == plain["columns"]["generated vs real"]
+    assert both["columns"]["untrained vs real"] != plain["columns"]["generated vs real"]
+    [fresh] = built
+    saved = jt.load(checkpoint)
+    shapes = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in saved.items()}
+    assert not np.allclose(fresh.state_dict()["style.1.linear.weight_orig"].numpy(),
+                           saved["style.1.linear.weight_orig"])
+    with pytest.raises(evaluate.EvaluateError, match="--untrained needs a checkpoint"):
+        run([data, "--real-vs-real", "--untrained", "--size", "16"])
+
+
 def test_bad_flags_and_folders_fail_with_one_line_naming_them(checkpoint, data, tmp_path):
     trained_to_16 = str(tmp_path / "training.model")  # a training checkpoint that reached 16 px
     state = jt.load(checkpoint)
@@ -165,5 +189,5 @@ def test_command_line_prints_errors_as_one_line_and_help_explains_every_flag(tmp
     assert len(completed.stderr.strip().splitlines()) == 1
     help_text = evaluate.build_parser().format_help()
     for flag in ("CKPT", "DATA", "--size", "--n", "--real-vs-real", "--seed", "--batch",
-                 "--truncation"):
+                 "--truncation", "--untrained"):
         assert flag in help_text
