@@ -19,7 +19,8 @@ if ! ls "$DATA/128" 2>/dev/null | grep -q '\.png$'; then
 fi
 "$PYTHON" resize.py "$DATA/128" --min_size 8
 "$PYTHON" train.py "$DATA" --init_size 8 --max_size 32 --width 32 --code_dim 128 --batch 16 \
-  --phase "$PHASE" --iter "$ITER" --sample_every 100 --save_every "$SAVE_EVERY" --seed 0 --out "$OUT"
+  --phase "$PHASE" --iter "$ITER" --sample_every 100 --save_every "$SAVE_EVERY" --seed 0 \
+  --ema_decay 0.99 --out "$OUT"
 checkpoint=$(printf '%s/checkpoint/%06d.model' "$OUT" "$ITER")
 "$PYTHON" generate.py "$checkpoint" --size 32 --out "$OUT/generated" --seed 0 --n_mixing 1 \
   --interpolate 16

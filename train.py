@@ -82,7 +82,8 @@ EXIT_INTERRUPTED = 130
 
 # Training arguments that define a run: a resumed run takes them from its checkpoint.
 RUN_KEYS = ("init_size", "max_size", "phase", "lr", "sched", "loss", "mixing", "batch",
-            "from_rgb_activate", "code_dim", "n_mlp", "width", "seed", "fade_in_initial")
+            "from_rgb_activate", "code_dim", "n_mlp", "width", "seed", "fade_in_initial",
+            "ema_decay")
 
 
 class TrainError(ValueError):
@@ -119,6 +120,7 @@ class TrainConfig:
     sample_every: int = 100
     save_every: int = 10_000
     workers: int = 0
+    ema_decay: float = EMA_DECAY
     ckpt: str = None
     fade_in_initial: bool = False   # the reference fades in the first size too when it loads
                                     # a checkpoint (its `args.ckpt is None` test)
@@ -172,6 +174,8 @@ def validate(config):
         _positive("batch", config.batch)
     if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
         raise TrainError(f"--lr must be a positive number, got {config.lr!r}")
+    if not (isinstance(config.ema_decay, (int, float)) and 0 <= config.ema_decay < 1):
+        raise TrainError(f"--ema_decay must be a number in [0, 1), got {config.ema_decay!r}")
     if config.loss not in LOSSES:
         raise TrainError(f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
     if config.seed is not None and not 0 <= config.seed < 2 ** 32:
@@ -751,7 +755,7 @@ class Trainer:
         fake = self.generator(gen_in2, noise=noise2, step=step, alpha=alpha)
         g_loss = self.generator_loss(self.discriminator(fake, step=step, alpha=alpha))
         self.g_optimizer.step(g_loss)
-        accumulate(self.g_running, self.generator)
+        accumulate(self.g_running, self.generator, self.config.ema_decay)
         jt.sync_all()
 
         self.progress = advance(self.progress, images)
@@ -1040,6 +1044,11 @@ def build_parser():
                         help="write a sample grid every N iterations")
     parser.add_argument("--save_every", type=int, default=10_000,
                         help="write NNNNNN.model and the resumable checkpoint every N iterations")
+    parser.add_argument("--ema_decay", type=float, default=EMA_DECAY,
+                        help=f"g_running <- decay x g_running + (1 - decay) x generator after "
+                             f"every iteration (default {EMA_DECAY}, the reference's: a half-life "
+                             f"of ~700 iterations, right for long runs; short CPU runs such as "
+                             f"the demo sample better with 0.99)")
     parser.add_argument("--workers", type=int, default=0,
                         help="data-loading worker processes (0: load in the main process, as "
                              "the reference)")

@@ -160,6 +160,22 @@ def test_one_iteration_moves_parameters_updates_the_ema_and_the_mapping_net_at_l
     assert [g["lr"] for g in trainer.g_optimizer.param_groups] == [1e-3, 1e-3 * MAPPING_LR_MULT]
 
 
+def test_ema_decay_flag_sets_the_moving_average_rate(data_root, tmp_path):
+    config = TrainConfig(path=data_root, init_size=8, max_size=8, phase=8, batch=4, code_dim=8,
+                         n_mlp=2, width=8, seed=3, out=str(tmp_path), ema_decay=0.9)
+    trainer = Trainer(config)
+    ema_before = parameters(trainer.g_running)
+    trainer.train_iteration()
+    g_after, ema_after = parameters(trainer.generator), parameters(trainer.g_running)
+    moved = 0
+    for name in g_after:
+        np.testing.assert_allclose(ema_after[name], 0.9 * ema_before[name] + 0.1 * g_after[name],
+                                   rtol=1e-6, atol=1e-7)
+        moved += not np.array_equal(ema_after[name], ema_before[name])
+    assert moved > 0
+    assert trainer.config.run_args()["ema_decay"] == 0.9   # stored: a resumed run keeps it
+
+
 # --- a whole run: log, samples, checkpoints ------------------------------------------------------
 
 def test_run_follows_the_schedule_and_logs_finite_losses(full_run):
@@ -308,6 +324,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_after_the_iteration(data_root, tmp_
     (["--init_size", "32", "--max_size", "16"], "--init_size 32 is larger than --max_size 16"),
     (["--phase", "0"], "--phase must be an integer >= 1"),
     (["--lr", "-1"], "--lr must be a positive number"),
+    (["--ema_decay", "1"], r"--ema_decay must be a number in \[0, 1\), got 1.0"),
 ])
 def test_bad_sizes_and_values_are_refused(data_root, tmp_path, flags, words):
     with pytest.raises(TrainError, match=words):
@@ -359,6 +376,6 @@ def test_help_explains_every_flag_with_its_default():
     for flag in ("--ckpt", "--init_size", "--max_size", "--phase", "--iter", "--lr", "--sched",
                  "--loss", "--no_mixing", "--batch", "--no_from_rgb_activate", "--width",
                  "--code_dim", "--n_mlp", "--seed", "--out", "--sample_every", "--save_every",
-                 "--workers"):
+                 "--workers", "--ema_decay"):
         assert flag in text
     assert "(default: 150000)" in text and "(default: 128)" in text
