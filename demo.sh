@@ -14,7 +14,11 @@ ITER=${ITER:-2500}        # iterations; SAVE_EVERY must divide it (the last chec
 PHASE=${PHASE:-4000}      # images per half phase: 8 px and 16 px take 500 iterations each
 SAVE_EVERY=${SAVE_EVERY:-500}
 
-if ! ls "$DATA/128" 2>/dev/null | grep -q '\.png$'; then
+has_png() {  # (a glob, not ls | grep -q: under pipefail that fails by SIGPIPE on big folders)
+  compgen -G "$1/*.png" > /dev/null
+}
+
+if ! has_png "$DATA/128"; then
   "$PYTHON" build_emoji.py "$DATA" --heldout "$HELDOUT"
 fi
 "$PYTHON" resize.py "$DATA/128" --min_size 8
@@ -24,7 +28,7 @@ fi
 checkpoint=$(printf '%s/checkpoint/%06d.model' "$OUT" "$ITER")
 "$PYTHON" generate.py "$checkpoint" --size 32 --out "$OUT/generated" --seed 0 --n_mixing 1 \
   --interpolate 16
-if ls "$HELDOUT/128" 2>/dev/null | grep -q '\.png$'; then
+if has_png "$HELDOUT/128"; then
   "$PYTHON" resize.py "$HELDOUT/128" --min_size 32
   "$PYTHON" evaluate.py "$checkpoint" "$HELDOUT" --size 32 --n 488 --untrained --real-vs-real \
     | tee "$OUT/swd.md"
