@@ -308,11 +308,13 @@ def test_ctrl_c_saves_a_resumable_checkpoint_after_the_iteration(data_root, tmp_
         return original(self)
 
     monkeypatch.setattr(Trainer, "train_iteration", interrupted_iteration)
+    # what the process had before (default_int_handler, or SIG_IGN under nohup / a background job)
+    handler_before = signal.getsignal(signal.SIGINT)
     trainer = run(data_root, tmp_path, "--iter", "8")
     assert trainer.interrupted and trainer.iteration == 2
     state = load_checkpoint(str(tmp_path / "checkpoint" / "train_state.model"))
     assert state["iteration"] == 2 and state["used_sample"] == 8
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler restored
 
 
 # --- bad input, refused before training ------------------------------------------------------------
