@@ -89,3 +89,32 @@ prepare_environment()
 import jittor as jt  # noqa: E402  (must come after the environment is prepared)
 
 jt.flags.use_cuda = 1 if jt.has_cuda else 0
+
+
+def compiler_pool_ignores(signals=("SIGINT", "SIGUSR1")):
+    """Restart Jittor's operator-compiler process pool with ``signals`` ignored in its workers.
+
+    Jittor compiles operators through a ``multiprocessing.Pool`` that it forks from this process
+    the first time it compiles (``jittor_utils.run_cmds``). A Ctrl-C at a terminal goes to the
+    whole process group, and mpirun forwards SIGUSR1 the same way, so the pool's workers die of
+    it; Jittor's SIGCHLD handler then ends the process with "Caught SIGCHLD ... quick exit" and
+    exit code 1, after ``train.py`` has saved its checkpoint but instead of its clean exit (130).
+    Forked with the signals ignored, the workers (and the compilers they start) carry on, and the
+    signal is handled by the training loop alone. Call it before training; a no-op off Linux.
+    """
+    import atexit
+    import signal
+    import jittor_utils
+    numbers = [getattr(signal, name) for name in signals if hasattr(signal, name)]
+    if os.name != "posix" or not hasattr(jittor_utils, "run_cmds") or not numbers:
+        return
+    if getattr(jittor_utils, "pool_size", 0) and hasattr(jittor_utils, "p"):
+        atexit.unregister(jittor_utils.pool_cleanup)  # a pool from compiling Jittor's core
+        jittor_utils.pool_cleanup()
+        jittor_utils.pool_size = 0
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
+    try:
+        jittor_utils.run_cmds([], None, None, "compiler pool")
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

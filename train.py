@@ -41,7 +41,7 @@ import numpy as np
 if "OMPI_COMM_WORLD_SIZE" in os.environ and hasattr(signal, "SIGUSR1"):
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
-import jittor_env  # noqa: E402,F401  (prepares Jittor's environment before it is imported)
+import jittor_env  # noqa: E402  (prepares Jittor's environment before it is imported)
 import jittor as jt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -959,7 +959,8 @@ def resumed_config(config, ckpt):
 def main(args):
     """Validate, load --ckpt, check the data, train. Errors raise before any training."""
     config = validate(config_from_args(args))
-    checkpoint = None
+    jittor_env.compiler_pool_ignores()  # Ctrl-C / SIGUSR1 reach the training loop, not Jittor's
+    checkpoint = None                   # compiler processes (which would end the run uncleanly)
     if config.ckpt is not None:
         checkpoint = load_checkpoint(config.ckpt)
         kind = classify_checkpoint(checkpoint, config.ckpt)

@@ -1,5 +1,6 @@
 """Tests of jittor_env.py: the environment prepared for Jittor before it is imported."""
 import os
+import sys
 
 import pytest
 
@@ -57,3 +58,23 @@ def test_this_process_uses_onednn_and_cuda_only_when_available():
     assert jt.flags.use_cuda == (1 if jt.has_cuda else 0)
     if os.environ.get("use_mkl") != "0":
         assert jt.mkl_ops is not None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_compiler_pool_workers_ignore_ctrl_c_and_sigusr1_and_the_handlers_come_back():
+    import signal
+    import jittor_env
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1)}
+    jittor_env.compiler_pool_ignores()
+    assert {s: signal.getsignal(s) for s in before} == before
+    import jittor_utils
+    workers = [worker.pid for worker in jittor_utils.p._pool]   # the pool's processes
+    assert workers and all(pid != os.getpid() for pid in workers)
+    for pid in workers:
+        with open(f"/proc/{pid}/status") as status:
+            ignored = int(status.read().split("SigIgn:")[1].split()[0], 16)
+        assert ignored & (1 << (signal.SIGINT - 1)) and ignored & (1 << (signal.SIGUSR1 - 1))
+    # and Jittor still compiles through the new pool
+    import jittor as jt
+    value = (jt.array([1.5, 2.25]) * 3.125 + 0.0625).sum().item()
+    assert value == pytest.approx(3.125 * 3.75 + 0.125)
