@@ -112,7 +112,7 @@ def check_args(args):
         swd.level_sizes(args.size)
     except ValueError as error:
         raise EvaluateError(f"--size: {error}") from None
-    for flag in ("n", "batch"):
+    for flag in ("n", "batch", "directions", "repeats"):
         if getattr(args, flag) < 1:
             raise EvaluateError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.seed < 0:
@@ -211,9 +211,10 @@ def main(args):
         candidates.append(real[n:])
         columns.append(FLOOR_COLUMN)
 
-    with tqdm(total=swd.progress_steps(args.size, len(candidates)), desc="swd", unit="step",
-              file=sys.stderr) as progress:
-        result = swd.multiscale_swd(real[:n], candidates, seed=args.seed, progress=progress)
+    with tqdm(total=swd.progress_steps(args.size, len(candidates), args.repeats), desc="swd",
+              unit="step", file=sys.stderr) as progress:
+        result = swd.multiscale_swd(real[:n], candidates, seed=args.seed, repeats=args.repeats,
+                                    directions_per_repeat=args.directions, progress=progress)
     table = {name: [float(v) for v in result.distances[i]] + [float(result.averages[i])]
              for i, name in enumerate(columns)}
     print(f"SWD x 1e3 (Karras et al. 2018), {args.size} px, sets of {n} images, seed "
@@ -253,6 +254,14 @@ def build_parser():
                         help="seed for the choice of real images, the latents and noise, the "
                              "neighbourhoods and the directions; the same seed, files and flags "
                              f"give the same table (default {DEFAULT_SEED})")
+    parser.add_argument("--directions", type=int, default=swd.DIRECTIONS_PER_REPEAT,
+                        help="random projection directions per repeat (default "
+                             f"{swd.DIRECTIONS_PER_REPEAT}, the official code's)")
+    parser.add_argument("--repeats", type=int, default=swd.DIRECTION_REPEATS,
+                        help=f"repeats of --directions directions, averaged (default "
+                             f"{swd.DIRECTION_REPEATS}: {swd.DIRECTION_REPEATS} x "
+                             f"{swd.DIRECTIONS_PER_REPEAT} = 512 directions per level, the "
+                             "paper's 512 projections)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                         help=f"images per generator forward pass (default {DEFAULT_BATCH})")
     parser.add_argument("--truncation", type=float, default=NO_TRUNCATION, metavar="PSI",

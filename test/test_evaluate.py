@@ -98,6 +98,13 @@ def test_real_vs_real_needs_no_checkpoint_and_compares_two_disjoint_random_sets(
                        for i in order[:20]])
     levels, average = swd.swd(images[:10], images[10:], seed=2)
     assert result["columns"]["real vs real"] == pytest.approx(levels + [average], rel=1e-12)
+    # other direction counts: the same numbers as swd.py computes with them
+    more = run([data, "--real-vs-real", "--size", "32", "--n", "10", "--seed", "2",
+                "--directions", "512", "--repeats", "2"])
+    levels, average = swd.swd(images[:10], images[10:], seed=2, repeats=2,
+                              directions_per_repeat=512)
+    assert more["columns"]["real vs real"] == pytest.approx(levels + [average], rel=1e-12)
+    assert more["columns"] != result["columns"]
 
 
 def test_fewer_images_than_asked_are_all_used_with_a_note(data, capsys):
@@ -189,5 +196,5 @@ def test_command_line_prints_errors_as_one_line_and_help_explains_every_flag(tmp
     assert len(completed.stderr.strip().splitlines()) == 1
     help_text = evaluate.build_parser().format_help()
     for flag in ("CKPT", "DATA", "--size", "--n", "--real-vs-real", "--seed", "--batch",
-                 "--truncation", "--untrained"):
+                 "--truncation", "--untrained", "--directions", "--repeats"):
         assert flag in help_text
