@@ -129,8 +129,8 @@ def blur_kernel(channels, dtype="float32"):
     """The depthwise blur kernel (channels, 1, 3, 3), a constant shared by every call."""
     key = (channels, str(dtype))
     if key not in _blur_kernels:
-        row = np.array(BLUR_KERNEL_1D, dtype=np.float64)
-        kernel = np.outer(row, row) / np.outer(row, row).sum()
+        kernel = np.outer(BLUR_KERNEL_1D, BLUR_KERNEL_1D).astype(np.float64)
+        kernel /= kernel.sum()
         _blur_kernels[key] = jt.array(
             np.tile(kernel, (channels, 1, 1, 1)).astype(str(dtype))).stop_grad()
     return _blur_kernels[key]
