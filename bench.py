@@ -1,6 +1,6 @@
 """Benchmark: how fast the generator and a full training iteration run on this machine (issue 7).
 
-    python bench.py                  # reference width 512: a markdown table (~6-8 min on 2 cores)
+    python bench.py                  # reference width 512: a markdown table (~2.5 min on 2 cores)
     python bench.py --quick          # fewer rows, one timed iteration each
     python bench.py --width 64       # a narrow model (--code_dim follows unless given)
     python bench.py --profile 16     # where one training iteration at 16 px spends its time

@@ -36,8 +36,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-# mpirun forwards SIGUSR1 (a clean stop, see StopRequest) to each process's whole process group,
-# Jittor's compiler workers too: forked from here on, they ignore it instead of dying.
+# mpirun forwards SIGUSR1 (a clean stop, see StopRequest) to each process's whole process group.
+# Until StopRequest handles it, a rank ignores it rather than dying of it; Jittor's compiler
+# workers are restarted with it ignored by jittor_env.compiler_pool_ignores (in main).
 if "OMPI_COMM_WORLD_SIZE" in os.environ and hasattr(signal, "SIGUSR1"):
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
