@@ -1,4 +1,5 @@
 """evaluate.py: the SWD command line on a tiny generator and a tiny data folder."""
+import csv
 import os
 import re
 import subprocess
@@ -198,3 +199,102 @@ def test_command_line_prints_errors_as_one_line_and_help_explains_every_flag(tmp
     for flag in ("CKPT", "DATA", "--size", "--n", "--real-vs-real", "--seed", "--batch",
                  "--truncation", "--untrained", "--directions", "--repeats"):
         assert flag in help_text
+    assert "run folder" in help_text and "swd.csv" in help_text and "curves.png" in help_text
+
+
+# --- a training run's folder: every checkpoint scored ---------------------------------------------
+
+RUN_ITERATIONS = 6       # phase 8, batch 4: iterations 1-5 at 8 px, iteration 6 at 16 px
+RUN_SAVE_EVERY = 3       # checkpoints 000003.model (8 px) and 000006.model (16 px)
+RUN_BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data, tmp_path_factory):
+    """A real train.py run (width 16) on the disc images, 8 -> 16 px, two checkpoints."""
+    from train import TrainConfig, train
+    root = tmp_path_factory.mktemp("run_data")
+    for size in (8, 16):
+        os.makedirs(root / str(size))
+        for name in sorted(os.listdir(os.path.join(data, "16")))[:16]:
+            with Image.open(os.path.join(data, "16", name)) as image:
+                image.resize((size, size), Image.LANCZOS).save(root / str(size) / name)
+    out = str(tmp_path_factory.mktemp("run"))
+    train(TrainConfig(path=str(root), init_size=8, max_size=16, phase=8, batch=RUN_BATCH,
+                      code_dim=8, n_mlp=2, width=16, seed=0, out=out, iter=RUN_ITERATIONS,
+                      save_every=RUN_SAVE_EVERY, sample_every=100))
+    return out
+
+
+def test_run_folder_gives_one_row_per_checkpoint_equal_to_scoring_each_alone(tiny_run, data,
+                                                                            capsys):
+    flags = ["--size", "16", "--n", "16", "--batch", "8", "--seed", "4"]
+    result = run([tiny_run, data, "--real-vs-real"] + flags)
+    out = capsys.readouterr().out
+    rows = result["rows"]
+    assert [row["iteration"] for row in rows] == [3, 6]
+    assert [row["size"] for row in rows] == [8, 16]
+    assert [row["images_seen"] for row in rows] == [3 * RUN_BATCH, 6 * RUN_BATCH]
+    assert result["levels"] == [16] and result["n"] == 16
+
+    # the 16 px checkpoint: the same numbers as evaluate.py CKPT DATA gives for it alone
+    latest = os.path.join(tiny_run, "checkpoint", "000006.model")
+    alone = run([latest, data, "--real-vs-real"] + flags)["columns"]["generated vs real"]
+    assert rows[1]["swd"] == alone
+    # the floor: as evaluate.py DATA --real-vs-real alone
+    floor = run([data, "--real-vs-real"] + flags)["columns"]["real vs real"]
+    assert result["references"] == {"real vs real": floor}
+    # the 8 px checkpoint: its 8 px images, each pixel repeated to 16 px, scored alone
+    folder = os.path.join(data, "16")
+    files = sorted(os.listdir(folder))
+    order = np.random.default_rng(4).permutation(len(files))
+    real = np.stack([np.asarray(Image.open(os.path.join(folder, files[i]))).transpose(2, 0, 1)
+                     for i in order[:16]])
+    generator = StyledGenerator(code_dim=8, n_mlp=2, width=16)
+    generator.load_state_dict(jt.load(os.path.join(tiny_run, "checkpoint", "000003.model")))
+    generator.eval()
+    jt.set_global_seed(4)
+    with jt.no_grad():
+        small = evaluate.to_pixels(generator(jt.randn(8, 8), step=1, alpha=1).numpy())
+        small = np.concatenate([small, evaluate.to_pixels(
+            generator(jt.randn(8, 8), step=1, alpha=1).numpy())])
+    assert small.shape == (16, 3, 8, 8)
+    levels, average = swd.swd(real, small.repeat(2, axis=2).repeat(2, axis=3), seed=4)
+    assert rows[0]["swd"] == pytest.approx(levels + [average], rel=1e-12)
+    assert rows[0]["swd"] != rows[1]["swd"]
+
+    # RUN/swd.csv holds the same rows; stdout the same table
+    with open(os.path.join(tiny_run, "swd.csv"), newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["iteration", "images_seen", "size", "swd_16px", "swd_average"]
+    assert [line[:3] for line in table[1:]] == [["3", "12", "8"], ["6", "24", "16"]]
+    for line, row in zip(table[1:], rows):
+        assert [float(v) for v in line[3:]] == pytest.approx(row["swd"], abs=6e-5)
+    assert f"| 6 | 24 | 16 px | {rows[1]['swd'][0]:.4f} | {rows[1]['swd'][1]:.4f} |" in out
+    assert result["table"] == os.path.join(tiny_run, "swd.csv")
+
+    # RUN/curves.png: two panels (losses, SWD) Pillow can read, with the curves drawn in colour
+    assert result["plot"] == os.path.join(tiny_run, "curves.png")
+    with Image.open(result["plot"]) as picture:
+        picture.verify()
+    with Image.open(result["plot"]) as picture:
+        assert picture.format == "PNG" and picture.size == (900, 640)
+        pixels = np.asarray(picture.convert("RGB")).reshape(-1, 3)
+    colours = {tuple(c) for c in pixels}
+    assert (31, 119, 180) in colours and (214, 39, 40) in colours   # G and D loss, 16 px SWD
+
+
+def test_run_folder_without_checkpoints_or_log_fails_with_one_line(tiny_run, data, tmp_path):
+    empty = tmp_path / "empty"
+    os.makedirs(empty / "checkpoint")
+    no_log = tmp_path / "no_log"
+    os.makedirs(no_log / "checkpoint")
+    with open(os.path.join(tiny_run, "checkpoint", "000003.model"), "rb") as f:
+        (no_log / "checkpoint" / "000003.model").write_bytes(f.read())
+    cases = [(tmp_path, "a folder without checkpoint/"),
+             (empty, "no NNNNNN.model checkpoints"),
+             (no_log, os.path.join(str(no_log), "log.csv"))]
+    for folder, message in cases:
+        with pytest.raises(evaluate.EvaluateError) as error:
+            run([str(folder), data, "--size", "16"])
+        assert message in str(error.value) and "\n" not in str(error.value)
