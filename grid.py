@@ -18,6 +18,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from atomic import atomic_write
+
 DEFAULT_PADDING = 2              # torchvision's default
 DEFAULT_PAD_VALUE = 0.0
 DEFAULT_VALUE_RANGE = (-1, 1)    # the generator's output range
@@ -99,23 +101,18 @@ def to_uint8_image(grid, value_range=DEFAULT_VALUE_RANGE):
     return scaled.astype(np.uint8).transpose(1, 2, 0)
 
 
-def _make_parent(path):
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-
-
 def save_image_grid(images, path, nrow, padding=DEFAULT_PADDING, value_range=DEFAULT_VALUE_RANGE,
                     pad_value=DEFAULT_PAD_VALUE):
     """Write ``images`` as one grid image (PNG by the name), like the reference's save_image call.
 
-    Returns the H x W x 3 uint8 array written. Creates the parent folder.
+    Returns the H x W x 3 uint8 array written. Creates the parent folder. The file is written
+    atomically (``atomic.atomic_write``); an OSError is raised as a one-line ``WriteError``.
     """
     if value_range is not None:
         images = normalize(images, value_range)
     pixels = to_uint8_image(make_grid(images, nrow, padding, pad_value), value_range=None)
-    _make_parent(path)
-    Image.fromarray(pixels).save(path)
+    with atomic_write(path, suffix=os.path.splitext(path)[1]) as temporary:
+        Image.fromarray(pixels).save(temporary)
     return pixels
 
 
@@ -123,7 +120,8 @@ def save_gif(frames, path, value_range=DEFAULT_VALUE_RANGE, frame_ms=GIF_FRAME_M
     """Write images (N, 3, H, W) as an animated GIF that loops forever; returns the uint8 frames."""
     frames = normalize(frames, value_range) if value_range is not None else as_batch(frames)
     pixels = [to_uint8_image(frame, value_range=None) for frame in frames]
-    _make_parent(path)
     first, *rest = [Image.fromarray(p) for p in pixels]
-    first.save(path, save_all=True, append_images=rest, duration=frame_ms, loop=0)
+    with atomic_write(path, suffix=".gif") as temporary:
+        first.save(temporary, format="GIF", save_all=True, append_images=rest, duration=frame_ms,
+                   loop=0)
     return pixels
