@@ -37,6 +37,9 @@ class WriteError(OSError):
     def __str__(self):
         return self.message
 
+    def __reduce__(self):  # survives a process pool (OSError's would swap the arguments)
+        return WriteError, (self.message, self.errno)
+
 
 def write_error(path, error):
     """A WriteError for ``error`` (an OSError) met while writing ``path``."""

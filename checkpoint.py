@@ -1,38 +1,64 @@
 """Checkpoint reading and writing: the one place that knows the file formats.
 
-Every checkpoint is a ``jt.save`` file: a pickle (protocol 4) of a dict, followed by its SHA-1
-(20 bytes) and the trailer ``HCAJSLHD``; ``jt.load`` also reads plain pickles without the
-trailer. Arrays are stored as numpy arrays (``atomic_save`` converts ``jt.Var`` values), so a
-file does not depend on the Jittor version. Pickles can run code when loaded: load only files you
-trust. Three kinds of dict are read:
+Files written here are ``jt.save`` files: a pickle (protocol 4) of a dict, followed by its SHA-1
+(20 bytes) and the trailer ``HCAJSLHD``. Arrays are stored as numpy arrays (``atomic_save``
+converts ``jt.Var`` values), so a file does not depend on the Jittor version.
+
+Files read, told apart by their first bytes, never by their names (``file_format``):
+
+* ``jt.save`` files and plain pickles (this project's, the Jittor reference's; ``jt.Var`` values
+  become numpy arrays);
+* the PyTorch original's ``torch.save`` files, in the zip format (PyTorch >= 1.6: ``data.pkl``
+  plus one raw entry per storage) and the legacy format (a sequence of pickles and raw storages),
+  read without PyTorch; tensors become numpy arrays.
+
+Every pickle goes through ``SafeUnpickler``, which builds only numpy arrays and dtypes, torch
+storages and tensors, ``jt.Var``, dicts, OrderedDicts, lists, tuples, numbers and strings, and
+refuses anything else (``UnsafeCheckpointError``, naming what the file asked for): a downloaded
+checkpoint cannot run code. Jittor's own readers (``jt.load``, ``jittor_utils.load_pytorch``)
+are not used: they unpickle any global and choose the format by the file name.
+
+Three kinds of dict are read:
 
 * **Generator state dict** (the reference's ``FFHQ_80000.model``, this project's
-  ``checkpoint/NNNNNN.model``): ``StyledGenerator.state_dict()``, parameter name -> array, keys
-  ``generator.*`` (synthesis network) and ``style.*`` (mapping network). A file written by the
-  Jittor reference also holds derived ``*.weight`` entries beside ``*.weight_orig``, and a
-  PyTorch-original state dict holds Blur buffers (``*.weight``, ``*.weight_flip``);
-  ``StyledGenerator.load_state_dict`` drops both. The architecture is read from the shapes
-  (see ``generator_config``), so narrow models (``width`` < 512) load too.
+  ``checkpoint/NNNNNN.model``, a bare ``torch.save(g_running.state_dict())``):
+  ``StyledGenerator.state_dict()``, parameter name -> array, keys ``generator.*`` (synthesis
+  network) and ``style.*`` (mapping network). A file written by the Jittor reference also holds
+  derived ``*.weight`` entries beside ``*.weight_orig``, and a PyTorch-original state dict holds
+  Blur buffers (``*.weight``, ``*.weight_flip``); ``StyledGenerator.load_state_dict`` drops
+  both. Keys saved through ``nn.DataParallel`` (``module.*``) lose that prefix. The architecture
+  is read from the shapes (see ``generator_config``), so narrow models (``width`` < 512) load too.
 * **Training checkpoint** (written by ``train.py``): a dict with the keys
   ``TRAINING_CHECKPOINT_KEYS``: ``generator``, ``discriminator``, ``g_running`` (state dicts; the
   last is the exponential moving average of the generator, the one to sample from),
-  ``g_optimizer``, ``d_optimizer`` (optimizer state dicts), ``step`` (progression step reached,
-  image side 4 * 2**step), ``alpha`` (fade-in weight), ``used_sample`` (images seen in the
-  current phase), ``iteration`` (iterations done) and ``args`` (dict of the training arguments,
-  among them ``code_dim``, ``n_mlp``, ``width``); optionally ``rng`` (random-generator state).
-* **Reference training snapshot** (the reference's ``train_step-K.model``): a dict with
-  ``generator``, ``discriminator``, ``g_running`` only. Generation reads its ``g_running``.
+  ``g_optimizer``, ``d_optimizer`` (Jittor optimizer states, ``{"defaults": {..., "n_step",
+  "param_groups": [{"lr", "m", "values", ...}]}}``), ``step`` (progression step reached, image
+  side 4 * 2**step), ``alpha`` (fade-in weight), ``used_sample`` (images seen in the current
+  phase), ``iteration`` (iterations done) and ``args`` (dict of the training arguments, among
+  them ``code_dim``, ``n_mlp``, ``width``); optionally ``rng`` (random-generator state).
+* **Training snapshot** (the reference's ``train_step-K.model``; the PyTorch original's
+  ``train_step-K.model`` and published "Model & Optimizer" files): a dict with ``generator``,
+  ``discriminator``, ``g_running``; the PyTorch original's also hold ``g_optimizer`` and
+  ``d_optimizer``, torch Adam states (``{"state": {index: {"step", "exp_avg", "exp_avg_sq"}},
+  "param_groups": [{"params": [index, ...], ...}]}``, indices in the order of the groups'
+  parameters; see ``torch_adam_moments``). Generation reads ``g_running``.
 
 Anything else raises ``CheckpointError`` with a one-line message saying what the file is and what
 was expected.
 """
+import collections
+import hashlib
+import io
 import os
-import tempfile
-import uuid
+import pickle
+import zipfile
+
+import numpy as np
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
+from atomic import atomic_write
 from model import MAX_STEP, StyledGenerator
 
 TRAINING_CHECKPOINT_KEYS = ("generator", "discriminator", "g_running", "g_optimizer",
@@ -52,14 +78,16 @@ FILE_SIGNATURES = (
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
-    (b"PK\x03\x04", "a zip archive (a PyTorch torch.save file?)"),
+    (b"PK\x03\x04", "a zip archive"),
     (b"\x1f\x8b", "a gzip archive"),
     (b"BZh", "a bzip2 archive"),
 )
 TORCH_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c   # first pickle of a pre-1.6 torch.save file
+TORCH_LEGACY_PROTOCOL = 1001
+TORCH_LEGACY_HEAD = pickle.dumps(TORCH_LEGACY_MAGIC, protocol=2)  # how such a file starts
 JITTOR_TRAILER = b"HCAJSLHD"
-TORCH_FILE_ENDINGS = (".pt", ".pth", ".bin")   # names jt.save / jt.load treat as PyTorch files
-EXPECTED = "expected a Jittor checkpoint (jt.save of a generator state dict or a training checkpoint)"
+EXPECTED = ("expected a StyleGAN checkpoint (a generator state dict or a training checkpoint, "
+            "from jt.save or the PyTorch original's torch.save)")
 
 
 class CheckpointError(ValueError):
@@ -78,36 +106,11 @@ def to_numpy_tree(obj):
 
 
 def atomic_save(obj, path):
-    """``jt.save`` ``obj`` (arrays as numpy) to ``path`` without ever leaving a partial file there.
-
-    Writes a temporary file in the same folder, flushes it to disk, then renames it over ``path``
-    (``os.replace`` is atomic), so a crash mid-write keeps the previous file intact. Creates the
-    parent folder. The temporary name has no ``.pt``/``.pth`` ending, so the Jittor format is
-    written whatever ``path`` is called.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # a unique hidden name; jt.save creates it, so it gets the usual permissions (not 0600)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        jt.save(to_numpy_tree(obj), temporary)
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    try:  # make the rename itself durable
-        directory = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(directory)
-    except OSError:
-        pass
-    finally:
-        os.close(directory)
+    """``jt.save`` ``obj`` (arrays as numpy) to ``path`` through ``atomic.atomic_write``: a crash
+    mid-write keeps the previous file; an OSError is raised as a one-line WriteError."""
+    tree = to_numpy_tree(obj)
+    with atomic_write(path) as temporary:
+        jt.save(tree, temporary)
 
 
 def describe_file(path):
@@ -143,36 +146,316 @@ def describe_object(obj):
     return f"a pickled {type(obj).__name__}"
 
 
+# ------------------------------------------------------------------------------------------------
+# Reading: a restricted unpickler for every format (nothing read from disk may run code)
+# ------------------------------------------------------------------------------------------------
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file asks the unpickler for something no checkpoint holds (it could run code)."""
+
+
+class _TorchStorageType:
+    """Stands for ``torch.FloatStorage`` etc. in a torch file: only its element type matters."""
+
+    def __init__(self, name, dtype):
+        self.name, self.dtype = name, np.dtype(dtype)
+
+
+# torch storage class -> how its bytes are stored (bfloat16 is read as uint16, then widened)
+TORCH_STORAGE_DTYPES = {
+    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "BFloat16Storage": "<u2",
+    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1",
+    "ByteStorage": "u1", "BoolStorage": "?",
+}
+
+
+class _TorchTensor:
+    """A tensor of a torch file, built into a numpy array once every storage has been read."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset = storage, int(offset)
+        self.size, self.stride = tuple(int(n) for n in size), tuple(int(n) for n in stride)
+
+    def to_numpy(self, storages):
+        data = storages[self.storage]
+        if len(self.size) != len(self.stride) or min((*self.size, *self.stride, self.offset), default=0) < 0:
+            raise ValueError("a tensor with a negative size, stride or offset")
+        if 0 in self.size:
+            array = np.zeros(self.size, data.dtype)
+        else:
+            last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+            if last >= data.size:  # never read past the storage (as_strided would)
+                raise ValueError(f"a tensor reaching element {last} of a storage of {data.size}")
+            array = np.lib.stride_tricks.as_strided(
+                data[self.offset:], self.size, [s * data.itemsize for s in self.stride]).copy()
+        if data.dtype == np.dtype("<u2") and self.storage in storages.bfloat16:
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_):
+    """torch._utils._rebuild_tensor(_v2): (storage, offset, size, stride, [requires_grad, hooks])."""
+    return _TorchTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, *_):
+    """torch._utils._rebuild_parameter(data, requires_grad, hooks): the tensor itself."""
+    return data
+
+
+def _jittor_var(array, *_):
+    """How ``jt.Var`` pickles (``jittor_core.Var(array)``): kept as the numpy array."""
+    if not isinstance(array, np.ndarray):
+        raise ValueError("a jittor Var without an array")
+    return array
+
+
+def _safe_globals():
+    numpy_core = getattr(np, "_core", None) or np.core
+    reconstruct = numpy_core.multiarray._reconstruct
+    scalar = numpy_core.multiarray.scalar
+    frombuffer = numpy_core.numeric._frombuffer
+    allowed = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("jittor", "jittor_core.Var"): _jittor_var,
+        ("jittor_core", "Var"): _jittor_var,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    }
+    for module in ("numpy.core", "numpy._core"):  # numpy 1.x and 2.x spellings
+        allowed[(f"{module}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{module}.multiarray", "scalar")] = scalar
+        allowed[(f"{module}.numeric", "_frombuffer")] = frombuffer
+    for name, dtype in TORCH_STORAGE_DTYPES.items():
+        allowed[("torch", name)] = _TorchStorageType(name, dtype)
+    return allowed
+
+
+SAFE_GLOBALS = _safe_globals()
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Builds only what checkpoints hold: numpy arrays and dtypes, torch storages and tensors
+    (as numpy arrays), jt.Var (as numpy arrays), dicts, OrderedDicts, lists, tuples, numbers,
+    strings. Any other global raises UnsafeCheckpointError naming it, before anything is built
+    (the rule PyTorch made its default in 2.6 with ``torch.load(weights_only=True)``)."""
+
+    def __init__(self, file, persistent_load=None):
+        super().__init__(file, encoding="utf-8")
+        self._persistent = persistent_load
+
+    def find_class(self, module, name):
+        try:
+            return SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafeCheckpointError(
+                f"refused: the file asks to build {module}.{name}, which no checkpoint holds "
+                f"(unpickling it could run code)") from None
+
+    def persistent_load(self, pid):
+        if self._persistent is None:
+            raise pickle.UnpicklingError("a persistent id in a plain pickle")
+        return self._persistent(pid)
+
+
+def _unpickle(file, persistent_load=None):
+    return SafeUnpickler(file, persistent_load).load()
+
+
+class _Storages(dict):
+    """storage key -> 1-D numpy array, and which of them hold bfloat16."""
+
+    def __init__(self):
+        super().__init__()
+        self.bfloat16 = set()
+
+    def typed(self, storage_type):
+        if not isinstance(storage_type, _TorchStorageType):
+            raise pickle.UnpicklingError("a storage of an unknown type")
+        return storage_type
+
+    def note(self, key, storage_type):
+        if storage_type.name == "BFloat16Storage":
+            self.bfloat16.add(key)
+
+
+def _materialize(obj, storages):
+    """Replace every _TorchTensor inside dicts, lists and tuples by its numpy array."""
+    if isinstance(obj, _TorchTensor):
+        return obj.to_numpy(storages)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            obj[key] = _materialize(value, storages)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_materialize(value, storages) for value in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_materialize(value, storages) for value in obj)
+    return obj
+
+
+def _read_torch_zip(path):
+    """``torch.save`` since PyTorch 1.6: a zip of ``PREFIX/data.pkl`` (the pickle; tensors refer
+    to storages by key) and ``PREFIX/data/KEY`` (each storage's raw bytes)."""
+    storages = _Storages()
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
+        if not pickles:
+            raise CheckpointError("a zip archive without data.pkl (not a torch.save file)")
+        prefix = pickles[0][:-len("data.pkl")]
+        byteorder = (archive.read(prefix + "byteorder").decode().strip()
+                     if prefix + "byteorder" in names else "little")
+
+        def persistent_load(pid):
+            if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+                raise pickle.UnpicklingError(f"an unknown persistent id {str(pid)[:40]}")
+            _, storage_type, key, _location, numel = pid
+            storage_type = storages.typed(storage_type)
+            key = str(key)
+            if key not in storages:
+                dtype = storage_type.dtype
+                if byteorder == "big":
+                    dtype = dtype.newbyteorder(">")
+                raw = archive.read(f"{prefix}data/{key}")
+                if len(raw) < int(numel) * dtype.itemsize:
+                    raise ValueError(f"storage {key} holds {len(raw)} bytes, fewer than its "
+                                     f"{numel} elements")
+                storages[key] = np.frombuffer(raw, dtype, int(numel)).astype(dtype.newbyteorder("="))
+                storages.note(key, storage_type)
+            return key
+
+        with archive.open(pickles[0]) as data:
+            obj = _unpickle(data, persistent_load)
+    return _materialize(obj, storages)
+
+
+def _read_torch_legacy(file):
+    """``torch.save`` before PyTorch 1.6 (``_use_new_zipfile_serialization=False``): pickles of
+    the magic number, the protocol version and system info, then the object (storages as
+    persistent ids), then the list of storage keys, then each storage as an int64 element count
+    and its raw little-endian bytes."""
+    if _unpickle(file) != TORCH_LEGACY_MAGIC:
+        raise CheckpointError("not a torch.save file")
+    if _unpickle(file) != TORCH_LEGACY_PROTOCOL:
+        raise CheckpointError("a legacy torch.save file of an unknown protocol version")
+    _unpickle(file)  # system info: byte order and type sizes (little-endian assumed)
+    storages, wanted, views = _Storages(), {}, {}
+
+    def persistent_load(pid):
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"an unknown persistent id {str(pid)[:40]}")
+        _, storage_type, key, _location, numel, view = pid
+        storage_type = storages.typed(storage_type)
+        wanted[str(key)] = (storage_type, int(numel))
+        if view is None:
+            return str(key)
+        view_key, offset, size = view
+        views[str(view_key)] = (str(key), int(offset), int(size))
+        return str(view_key)
+
+    obj = _unpickle(file, persistent_load)
+    keys = _unpickle(file)
+    if not isinstance(keys, list):
+        raise CheckpointError("a legacy torch.save file without its storage list")
+    for key in keys:
+        storage_type, numel = wanted[str(key)]
+        count = np.frombuffer(file.read(8), "<i8")
+        raw = file.read(numel * storage_type.dtype.itemsize)
+        if count.size != 1 or int(count[0]) != numel or len(raw) != numel * storage_type.dtype.itemsize:
+            raise CheckpointError("a truncated legacy torch.save file")
+        storages[str(key)] = np.frombuffer(raw, storage_type.dtype).astype(
+            storage_type.dtype.newbyteorder("="))
+        storages.note(str(key), storage_type)
+    for view_key, (key, offset, size) in views.items():
+        storages[view_key] = storages[key][offset:offset + size]
+        if key in storages.bfloat16:
+            storages.bfloat16.add(view_key)
+    return _materialize(obj, storages)
+
+
+def _read_jittor(data):
+    """``jt.save``: a pickle, its SHA-1 (20 bytes) and the trailer; or a plain pickle."""
+    if data.endswith(JITTOR_TRAILER):
+        body, checksum = data[:-28], data[-28:-8]
+        if hashlib.sha1(body).digest() != checksum:
+            raise ValueError("checksum does not match")  # describe_file says what it is
+        data = body
+    return _unpickle(io.BytesIO(data))
+
+
+def file_format(path):
+    """'torch zip', 'torch legacy' or 'pickle', read from the first bytes (never the name)."""
+    with open(path, "rb") as f:
+        head = f.read(len(TORCH_LEGACY_HEAD))
+    if head.startswith(b"PK\x03\x04"):
+        return "torch zip"
+    if head == TORCH_LEGACY_HEAD:
+        return "torch legacy"
+    return "pickle"
+
+
+def read_file(path):
+    """The object stored in ``path``, in any format this module reads, through SafeUnpickler.
+
+    Raises UnsafeCheckpointError for a file that asks for anything else, CheckpointError for a
+    torch file that is damaged, and OSError / pickle errors for other unreadable files."""
+    kind = file_format(path)
+    if kind == "torch zip":
+        return _read_torch_zip(path)
+    with open(path, "rb") as f:
+        if kind == "torch legacy":
+            return _read_torch_legacy(f)
+        return _read_jittor(f.read())
+
+
 def load_checkpoint(path):
-    """``jt.load`` the dict in ``path``; CheckpointError if it is missing or not a checkpoint."""
+    """The dict stored in ``path`` (see read_file); CheckpointError with one line otherwise."""
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file; {EXPECTED}")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: is a directory, not a file; {EXPECTED}")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"{path}: not readable (permission denied); check its permissions")
     try:
-        obj = _jittor_load(path)
+        obj = read_file(path)
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(f"{path}: {error}; load only files you trust") from None
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}; {EXPECTED}") from None
+    except zipfile.BadZipFile as error:
+        raise CheckpointError(f"{path}: a damaged or truncated zip archive ({error}); download or "
+                              f"copy it again") from None
+    except PermissionError:
+        raise CheckpointError(f"{path}: not readable (permission denied); check its permissions") from None
     except Exception:  # noqa: BLE001  (pickle raises many types; all mean "not a checkpoint")
         raise CheckpointError(f"{path}: not a checkpoint: {describe_file(path)}; {EXPECTED}") from None
-    if isinstance(obj, int) and obj == TORCH_LEGACY_MAGIC:
-        raise CheckpointError(f"{path}: not a checkpoint: a legacy PyTorch torch.save file; {EXPECTED}")
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a checkpoint: {describe_object(obj)}; {EXPECTED}")
     return obj
 
 
-def _jittor_load(path):
-    """``jt.load``, also for names ending .pt/.pth/.bin, which it would read as PyTorch files."""
-    if not path.endswith(TORCH_FILE_ENDINGS):
-        return jt.load(path)
-    with tempfile.TemporaryDirectory() as folder:
-        neutral = os.path.join(folder, "checkpoint.model")
-        os.symlink(os.path.abspath(path), neutral)
-        return jt.load(neutral)
-
-
 def is_training_checkpoint(obj):
     """True for a dict holding every key of this project's training checkpoints."""
     return isinstance(obj, dict) and all(key in obj for key in TRAINING_CHECKPOINT_KEYS)
+
+
+def is_state_dict(obj):
+    """True for a non-empty dict of name -> array (any network's)."""
+    return (isinstance(obj, dict) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()))
+
+
+def strip_data_parallel(state_dict):
+    """A state dict saved from ``nn.DataParallel`` (every key ``module.*``) without the prefix."""
+    if (isinstance(state_dict, dict) and state_dict
+            and all(isinstance(k, str) and k.startswith("module.") for k in state_dict)):
+        return type(state_dict)((k[len("module."):], v) for k, v in state_dict.items())
+    return state_dict
 
 
 def is_generator_state_dict(obj):
@@ -189,8 +472,9 @@ def generator_state_dict(obj):
     """The bare generator state dict in ``obj``: ``obj`` itself, or its ``g_running``."""
     expected = ("expected a generator state dict (keys generator.*, style.*) or a training "
                 "checkpoint with g_running")
+    obj = strip_data_parallel(obj)
     if isinstance(obj, dict) and "g_running" in obj:
-        inner = obj["g_running"]
+        inner = strip_data_parallel(obj["g_running"])
         if is_generator_state_dict(inner):
             return inner
         raise CheckpointError(f"its g_running is {describe_object(inner)}, not a generator state "
@@ -202,6 +486,9 @@ def generator_state_dict(obj):
     if isinstance(obj, dict) and ("generator" in obj or "discriminator" in obj):
         raise CheckpointError(f"a training checkpoint without g_running ({describe_object(obj)}); "
                               f"{expected}")
+    if is_state_dict(obj):
+        raise CheckpointError(f"a state dict of another network (no key {CONSTANT_INPUT_KEY}; "
+                              f"{describe_object(obj)}); {expected}")
     raise CheckpointError(f"{describe_object(obj)}; {expected}")
 
 
@@ -262,3 +549,138 @@ def load_generator(path):
 def _config_text(config):
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
+
+# ------------------------------------------------------------------------------------------------
+# The PyTorch original's formats: its Adam state, and writing a file its generate.py loads
+# ------------------------------------------------------------------------------------------------
+
+def torch_parameter_order(state_dict, parameter_names):
+    """Names of a network's parameters in the order torch's ``parameters()`` yields them: the
+    order of its state dict (an OrderedDict in registration order), less the buffers."""
+    return [key for key in strip_data_parallel(state_dict) if key in parameter_names]
+
+
+def torch_adam_moments(optimizer_state, group_names, shapes):
+    """Adam moments of a torch ``optimizer.state_dict()``, by parameter name.
+
+    ``group_names``: for each parameter group, the names of its parameters in the order the
+    torch optimizer held them (its ``state`` is keyed by the position in that order, counted
+    across groups); ``shapes``: name -> shape. Returns ``(moments, steps)``: name ->
+    ``(exp_avg, exp_avg_sq)`` for every parameter with a state (torch keeps none for one that
+    never had a gradient), and the sorted distinct step counts. CheckpointError (one line) when
+    the state does not map: another layout, group sizes or shapes.
+    """
+    try:
+        state, groups = optimizer_state["state"], optimizer_state["param_groups"]
+        if len(groups) != len(group_names):
+            raise CheckpointError(f"{len(groups)} parameter groups, expected {len(group_names)}")
+        moments, steps = {}, set()
+        for number, (group, names) in enumerate(zip(groups, group_names)):
+            indices = list(group["params"])
+            if len(indices) != len(names):
+                raise CheckpointError(f"group {number} holds {len(indices)} parameters, expected "
+                                      f"{len(names)}")
+            for index, name in zip(indices, names):
+                if index not in state:
+                    continue
+                entry = state[index]
+                pair = (np.asarray(entry["exp_avg"], np.float32),
+                        np.asarray(entry["exp_avg_sq"], np.float32))
+                if any(p.shape != tuple(shapes[name]) for p in pair):
+                    raise CheckpointError(f"the moments of {name} have shape {pair[0].shape}, "
+                                          f"expected {tuple(shapes[name])}")
+                moments[name] = pair
+                steps.add(int(np.asarray(entry["step"])))
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"not a torch Adam state ({type(error).__name__}: {error})") from None
+    return moments, sorted(steps)
+
+
+BLUR_KERNEL = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
+
+
+def torch_generator_state_dict(state_dict, blur_channels):
+    """A generator state dict as the PyTorch original's ``StyledGenerator.state_dict()``: ours
+    plus its Blur buffers (``NAME.weight``, ``NAME.weight_flip``: the kernel per channel, shape
+    (C, 1, 3, 3)); ``blur_channels``: Blur module name -> C."""
+    out = collections.OrderedDict((k, np.asarray(v, np.float32)) for k, v in state_dict.items())
+    for name, channels in blur_channels.items():
+        kernel = np.repeat(BLUR_KERNEL[None, None], channels, axis=0)
+        out[f"{name}.weight"] = kernel
+        out[f"{name}.weight_flip"] = kernel[:, :, ::-1, ::-1].copy()
+    return out
+
+
+class _TorchGlobal:
+    """A torch global (``torch.FloatStorage``, ``torch._utils._rebuild_tensor_v2``) written into
+    a pickle by name, so that writing a torch file needs no PyTorch."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # pickle wants reduce functions callable; never called here
+        raise TypeError("a stand-in for a torch global")
+
+
+class _TorchStorageOut:
+    def __init__(self, array):
+        self.array = array
+
+
+class _TorchTensorOut:
+    """A numpy array pickled as torch pickles a contiguous tensor."""
+
+    REBUILD = _TorchGlobal("torch._utils", "_rebuild_tensor_v2")
+
+    def __init__(self, array):
+        self.array = np.ascontiguousarray(array)
+
+    def __reduce__(self):
+        shape = self.array.shape
+        stride = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+        return (self.REBUILD, (_TorchStorageOut(self.array), 0, shape, stride, False,
+                               collections.OrderedDict()))
+
+
+class _TorchPickler(pickle._Pickler):  # the Python pickler: its save() can be extended
+    STORAGE_NAMES = {np.dtype(v).newbyteorder("<"): k for k, v in TORCH_STORAGE_DTYPES.items()
+                     if k != "BFloat16Storage"}
+
+    def __init__(self, file):
+        super().__init__(file, protocol=2)
+        self.storages = []
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, _TorchGlobal):
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+            return
+        if isinstance(obj, np.ndarray):
+            obj = _TorchTensorOut(obj)
+        super().save(obj, save_persistent_id)
+
+    def persistent_id(self, obj):
+        if not isinstance(obj, _TorchStorageOut):
+            return None
+        array = obj.array.astype(obj.array.dtype.newbyteorder("<"))
+        storage = _TorchGlobal("torch", self.STORAGE_NAMES[array.dtype])
+        self.storages.append(array)
+        return ("storage", storage, str(len(self.storages) - 1), "cpu", array.size)
+
+
+def write_torch_file(obj, path):
+    """Write ``obj`` (dicts, lists, numbers, strings, numpy arrays) as ``torch.save`` does in its
+    zip format, arrays as tensors, atomically (``atomic.atomic_write``); PyTorch is not needed. Reads back
+    with ``torch.load(path)``, ``weights_only=True`` included (it uses only safe globals)."""
+    data = io.BytesIO()
+    pickler = _TorchPickler(data)
+    pickler.dump(obj)
+
+    with atomic_write(path) as temporary:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("archive/data.pkl", data.getvalue())
+            archive.writestr("archive/byteorder", "little")
+            for key, array in enumerate(pickler.storages):
+                archive.writestr(f"archive/data/{key}", array.tobytes())
+            archive.writestr("archive/version", "3\n")
