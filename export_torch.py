@@ -1,0 +1,59 @@
+"""Write a generator for the PyTorch original: ``python export_torch.py CHECKPOINT OUT.model``.
+
+Reads any checkpoint this project reads (a generator state dict, a training checkpoint or
+snapshot: its ``g_running``) and writes ``OUT.model`` as ``torch.save({"g_running": state_dict})``
+does, in PyTorch's zip format, with the original's key names and its Blur kernel buffers, so that
+the original's ``generate.py`` loads it with ``torch.load(OUT)["g_running"]``. PyTorch is not
+needed to write it (``checkpoint.write_torch_file``). The original's ``generate.py`` builds
+``StyledGenerator(512)``: only full-width models (code_dim 512, n_mlp 8, width 512) load there
+as they are; a narrow one is written all the same, with a note.
+"""
+import argparse
+import sys
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+
+from checkpoint import (CheckpointError, load_generator, torch_generator_state_dict,
+                        write_torch_file)
+from model import Blur
+
+ORIGINAL_ARCHITECTURE = dict(code_dim=512, n_mlp=8, width=512)  # what its generate.py builds
+EXIT_FAILURE = 1
+
+
+def main(args):
+    """Write args.out; returns the info of the generator written."""
+    generator, info = load_generator(args.checkpoint)
+    state = {key: value.numpy() for key, value in generator.state_dict().items()}
+    blur_channels = {name: module._channel for name, module in generator.named_modules()
+                     if isinstance(module, Blur)}
+    try:
+        write_torch_file({"g_running": torch_generator_state_dict(state, blur_channels)}, args.out)
+    except OSError as error:  # atomic.WriteError: one line naming the path and what to do
+        raise CheckpointError(str(error)) from None
+    architecture = {key: info[key] for key in ORIGINAL_ARCHITECTURE}
+    print(f"export_torch.py: wrote {args.out} (g_running of {info['kind']} {args.checkpoint}, "
+          f"{', '.join(f'{k}={v}' for k, v in architecture.items())})", file=sys.stderr)
+    if architecture != ORIGINAL_ARCHITECTURE:
+        print("export_torch.py: note: the PyTorch original's generate.py builds "
+              "StyledGenerator(512) (code_dim 512, n_mlp 8, width 512); this narrower model "
+              "loads only into a StyledGenerator built with its own sizes", file=sys.stderr)
+    return info
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Write a generator checkpoint as the PyTorch original's torch.save file "
+                    "(torch.load(OUT)['g_running']), without PyTorch.")
+    parser.add_argument("checkpoint", help="any checkpoint generate.py reads (its g_running is "
+                                           "written)")
+    parser.add_argument("out", help="file to write, e.g. for_pytorch.model (written atomically)")
+    return parser
+
+
+if __name__ == "__main__":
+    try:
+        main(build_parser().parse_args())
+    except CheckpointError as error:
+        print(f"export_torch.py: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
