@@ -37,6 +37,20 @@ class DatasetError(ValueError):
     """A resolution folder is missing or empty, or an image in it cannot be read."""
 
 
+class UnreadableImage(DatasetError):
+    """An image cannot be read (damaged, truncated, deleted, a decompression bomb); ``path``
+    names it (None when another MPI process met it)."""
+
+    def __init__(self, path, message):
+        super().__init__(message)
+        self.path = path
+
+
+# What Pillow raises for a file it cannot read; DecompressionBombError (an image far over
+# Image.MAX_IMAGE_PIXELS, a guard against memory exhaustion) is none of the others.
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def resolution_folder(root, resolution):
     return os.path.join(root, str(resolution))
 
@@ -113,7 +127,14 @@ class MultiResolutionDataset(Dataset):
     Images are read from disk when asked for, not kept in memory: the Jittor reference loads
     every image at construction, which a 70k-image FFHQ would not fit; the PyTorch original
     reads each one on demand (from LMDB), as here.
+
+    An image that cannot be read raises ``UnreadableImage`` naming it; with the attribute
+    ``unreadable_as_nan`` it comes back as an array of NaN instead, so that a Jittor worker
+    process (which would print a traceback and send SIGINT to its parent) hands it on and the
+    main process says which file it was (``unreadable``), as train.py's ImageStream does.
     """
+
+    unreadable_as_nan = False
 
     def __init__(self, root, resolution=8, flip=True, **attrs):
         super().__init__()
@@ -142,17 +163,38 @@ class MultiResolutionDataset(Dataset):
     def num_images(self):
         return len(self.files)
 
-    def __getitem__(self, index):
+    def read(self, index):
+        """Image ``index`` as a float32 (H, W, 3) array, 0..255; UnreadableImage if it cannot be
+        read."""
         path = self.files[index]
         try:
             with Image.open(path) as img:
                 # resize.py writes RGB squares of the right size, which pass through unchanged;
                 # anything else (e.g. the user's own top folder) is made so the same way.
                 img = prepare_image(img, self.resolution)
-                pixels = np.asarray(img, dtype=np.float32)  # (H, W, 3), 0..255
-        except (OSError, SyntaxError, ValueError) as err:
-            raise DatasetError(f"cannot read {path} ({type(err).__name__}: {err}); remove or "
-                               f"replace it") from err
+                return np.asarray(img, dtype=np.float32)  # (H, W, 3), 0..255
+        except IMAGE_ERRORS as err:
+            raise UnreadableImage(path, f"cannot read {path} ({type(err).__name__}: {err}); "
+                                        f"remove or replace it") from None
+
+    def unreadable(self, index):
+        """The UnreadableImage of image ``index`` (read again, in this process, for its
+        message), e.g. after it came back as NaN from a worker."""
+        try:
+            self.read(index)
+        except UnreadableImage as error:
+            return error
+        path = self.files[index]
+        return UnreadableImage(path, f"cannot read {path} (it failed in a data-loading worker "
+                                     f"and reads now: it changed meanwhile); check it")
+
+    def __getitem__(self, index):
+        try:
+            pixels = self.read(index)
+        except UnreadableImage:
+            if not self.unreadable_as_nan:
+                raise
+            return np.full((3, self.resolution, self.resolution), np.nan, np.float32)
         if self.flip and np.random.random() < FLIP_PROBABILITY:
             pixels = pixels[:, ::-1]
         pixels = pixels.transpose(2, 0, 1) / PIXEL_MAX

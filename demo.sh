@@ -3,7 +3,8 @@
 # 32 px on the CPU (about 15 minutes on 2 cores) and writes sample, style-mixing and
 # interpolation images from the trained checkpoint, then scores it with the sliced Wasserstein
 # distance against held-out emoji (every 8th emoji, never trained on) beside an untrained
-# generator. Safe to re-run: the data set is reused.
+# generator. Safe to re-run: the data set is reused, and train.py --resume continues (or, when
+# complete, reuses) the run in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -24,7 +25,7 @@ fi
 "$PYTHON" resize.py "$DATA/128" --min_size 8
 "$PYTHON" train.py "$DATA" --init_size 8 --max_size 32 --width 32 --code_dim 128 --batch 16 \
   --phase "$PHASE" --iter "$ITER" --sample_every 100 --save_every "$SAVE_EVERY" --seed 0 \
-  --ema_decay 0.99 --out "$OUT"
+  --ema_decay 0.99 --out "$OUT" --resume   # run again: continues (or reuses) the same run
 checkpoint=$(printf '%s/checkpoint/%06d.model' "$OUT" "$ITER")
 "$PYTHON" generate.py "$checkpoint" --size 32 --out "$OUT/generated" --seed 0 --n_mixing 1 \
   --interpolate 16

@@ -27,10 +27,10 @@ import csv
 import math
 import os
 import random
+import re
 import signal
 import sys
 import time
-import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -47,8 +47,12 @@ import jittor as jt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from checkpoint import (CheckpointError, atomic_save, describe_object, is_generator_state_dict,
-                        is_training_checkpoint, load_checkpoint)
-from dataset import FLIP_PROBABILITY, DatasetError, MultiResolutionDataset, check_resolutions
+                        strip_data_parallel, torch_adam_moments, torch_parameter_order,
+                        generator_config, generator_state_dict, is_training_checkpoint,
+                        load_checkpoint)
+from atomic import WriteError, atomic_write, make_folder, write_error
+from dataset import (FLIP_PROBABILITY, DatasetError, MultiResolutionDataset, UnreadableImage,
+                     check_resolutions)
 from grid import save_image_grid
 from model import MAX_STEP, Discriminator, StyledGenerator, size_for_step, step_for_size
 
@@ -77,9 +81,11 @@ TRAIN_STATE_FILE = "train_state.model"        # the rolling resumable checkpoint
 LOG_COLUMNS = ("iteration", "size", "alpha", "used_sample", "images", "g_loss", "d_loss",
                "grad_penalty", "images_per_sec", "seconds")
 SPEED_WINDOW = 20             # iterations images/s is averaged over
-EXIT_USAGE = 2
-EXIT_DIVERGED = 1
-EXIT_INTERRUPTED = 130
+SAVE_MINUTES = 30             # default --save_minutes: the most a SIGKILL or power cut loses
+EXIT_USAGE = 2                # bad options or inputs, found before training (argparse's code)
+EXIT_FAILURE = 1              # a failure at run time: NaN loss, unreadable image, full disk
+EXIT_INTERRUPTED = 130        # Ctrl-C (SIGINT) or SIGUSR1
+EXIT_TERMINATED = 143         # SIGTERM (preemption, timeout, shutdown): 128 + 15
 
 # Training arguments that define a run: a resumed run takes them from its checkpoint.
 RUN_KEYS = ("init_size", "max_size", "phase", "lr", "sched", "loss", "mixing", "batch",
@@ -122,7 +128,9 @@ class TrainConfig:
     save_every: int = 10_000
     workers: int = 0
     ema_decay: float = EMA_DECAY
+    save_minutes: float = SAVE_MINUTES
     ckpt: str = None
+    resume: bool = False
     fade_in_initial: bool = False   # the reference fades in the first size too when it loads
                                     # a checkpoint (its `args.ckpt is None` test)
 
@@ -175,6 +183,13 @@ def validate(config):
         _positive("batch", config.batch)
     if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
         raise TrainError(f"--lr must be a positive number, got {config.lr!r}")
+    if not (isinstance(config.save_minutes, (int, float)) and math.isfinite(config.save_minutes)
+            and config.save_minutes >= 0):
+        raise TrainError(f"--save_minutes must be a number >= 0 (0: only every --save_every "
+                         f"iterations), got {config.save_minutes!r}")
+    if config.resume and config.ckpt is not None:
+        raise TrainError("--resume and --ckpt exclude each other: --resume continues the run in "
+                         "--out from its newest checkpoint; --ckpt starts from a given file")
     if not (isinstance(config.ema_decay, (int, float)) and 0 <= config.ema_decay < 1):
         raise TrainError(f"--ema_decay must be a number in [0, 1), got {config.ema_decay!r}")
     if config.loss not in LOSSES:
@@ -302,7 +317,7 @@ class ImageStream:
         self.seed = seed
         self.dataset = MultiResolutionDataset(
             root, resolution=resolution, flip=False, batch_size=batch_size, shuffle=False,
-            drop_last=False, num_workers=workers, keep_numpy_array=True)
+            drop_last=False, num_workers=workers, keep_numpy_array=True, unreadable_as_nan=True)
         self.n_images = self.dataset.num_images
         if position >= self.n_images:
             epoch, position = epoch + 1, 0
@@ -310,20 +325,30 @@ class ImageStream:
 
     def _start(self, epoch, position):
         self.epoch, self.position = epoch, position
-        order = epoch_order(self.seed, epoch, self.n_images)[position:]
-        self.dataset.set_attrs(sampler=IndexSampler(order))  # also restarts Jittor's workers
+        self.order = epoch_order(self.seed, epoch, self.n_images)
+        self.dataset.set_attrs(sampler=IndexSampler(self.order[position:]))  # restarts workers
         self._batches = iter(self.dataset)
 
     def next(self):
-        """``(batch, images)``: this process's batch and the images all processes used."""
+        """``(batch, images)``: this process's batch and the images all processes used.
+
+        An image that cannot be read raises UnreadableImage naming it, and the position stays
+        before this batch (the dataset hands such an image on as NaN, from worker processes
+        too, and it is read again here for the message)."""
         try:
             batch = next(self._batches)
         except StopIteration:  # end of the epoch, as the reference's loader: start a new one
             self._start(self.epoch + 1, 0)
             batch = next(self._batches)
         images = min(self.batch_size, self.n_images - self.position)
+        batch = np.asarray(batch, dtype=np.float32)
+        bad = np.flatnonzero(np.isnan(batch.reshape(len(batch), -1)).any(axis=1))
+        if bad.size:
+            indices = self.order[self.position:self.position + images]
+            indices = indices[rank_share(images, self.batch_size)]
+            raise self.dataset.unreadable(int(indices[bad[0]]))
         self.position += images
-        return np.asarray(batch, dtype=np.float32), images
+        return batch, images
 
     def state(self):
         return dict(epoch=self.epoch, position=self.position)
@@ -487,6 +512,36 @@ def load_optimizer_state(optimizer, state, what):
     optimizer.load_state_dict(state)
 
 
+def load_torch_adam(optimizer, network, torch_state, group_names, what):
+    """Load the moments of a PyTorch Adam state into ``optimizer`` (Jittor Adam over
+    ``network``'s parameters), mapped by parameter name (see checkpoint.torch_adam_moments);
+    parameters without a torch state start at zero. Returns a one-line report; CheckpointError
+    when the state does not map. Torch counts steps per parameter, Jittor once per optimizer:
+    when the counts differ the largest is used, and the report says so."""
+    names = {id(p): n for n, p in network.named_parameters()}
+    shapes = {n: tuple(p.shape) for n, p in network.named_parameters()}
+    try:
+        moments, steps = torch_adam_moments(torch_state, group_names, shapes)
+    except CheckpointError as error:
+        raise CheckpointError(f"{what} cannot be mapped: {error}") from None
+    state = optimizer_state(optimizer)
+    total = 0
+    for saved, group in zip(state["defaults"]["param_groups"], optimizer.param_groups):
+        zeros = [np.zeros(tuple(p.shape), np.float32) for p in group["params"]]
+        pairs = [moments.get(names[id(p)], (z, z)) for p, z in zip(group["params"], zeros)]
+        saved["m"] = [m for m, _ in pairs]
+        saved["values"] = [v for _, v in pairs]
+        total += len(pairs)
+    state["defaults"]["n_step"] = steps[-1] if steps else 0
+    load_optimizer_state(optimizer, state, what)
+    report = (f"{what}: Adam moments of {len(moments)} of {total} parameters loaded "
+              f"(step {state['defaults']['n_step']})")
+    if len(steps) > 1:
+        report += (f"; its step counts range {steps[0]}..{steps[-1]} and Jittor's Adam keeps one: "
+                   f"{steps[-1]} for all")
+    return report
+
+
 def build_networks(config):
     generator = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
     discriminator = Discriminator(from_rgb_activate=config.from_rgb_activate, width=config.width)
@@ -503,7 +558,12 @@ class Outputs:
 
     The Jittor reference writes to a hard-coded ``FFHQ/checkpoint`` and ``FFHQ/sample``; the
     PyTorch original to ``checkpoint/`` and ``sample/`` in the working directory, which is what
-    the default ``--out .`` gives."""
+    the default ``--out .`` gives.
+
+    Every file is written atomically (``atomic.atomic_write``), so a crash or a full disk never
+    leaves a partial file. A write that fails (full disk, read-only folder) does not raise: the
+    first failure is kept in ``error`` (a one-line ``WriteError``) and later writes are skipped,
+    so the training loop can stop every MPI process together (see ``train``)."""
 
     def __init__(self, out, writer=None):
         self.out = out
@@ -512,56 +572,73 @@ class Outputs:
         self.sample_dir = os.path.join(out, SAMPLE_DIR)
         self.log_path = os.path.join(out, LOG_FILE)
         self._log = None
+        self.error = None
+
+    def _fail(self, path, error):
+        if self.error is None:
+            self.error = write_error(path, error)
 
     def prepare(self, resumed_iteration):
         """Create the folders; start log.csv, or on resume keep its rows up to the checkpoint."""
         if not self.writer:
             return
-        for folder in (self.checkpoint_dir, self.sample_dir):
-            os.makedirs(folder, exist_ok=True)
-        rows = []
-        if resumed_iteration and os.path.isfile(self.log_path):
-            with open(self.log_path, newline="") as f:
-                rows = [row for row in csv.DictReader(f)
-                        if row.get("iteration", "").isdigit()
-                        and int(row["iteration"]) <= resumed_iteration]
-        temporary = f"{self.log_path}.{uuid.uuid4().hex}.tmp"
-        with open(temporary, "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(temporary, self.log_path)
-        self._log = open(self.log_path, "a", newline="")
-        self._log_writer = csv.DictWriter(self._log, LOG_COLUMNS)
+        try:
+            for folder in (self.out, self.checkpoint_dir, self.sample_dir):
+                make_folder(folder)
+            rows = []
+            if resumed_iteration and os.path.isfile(self.log_path):
+                with open(self.log_path, newline="") as f:
+                    rows = [row for row in csv.DictReader(f)
+                            if row.get("iteration", "").isdigit()
+                            and int(row["iteration"]) <= resumed_iteration]
+            with atomic_write(self.log_path) as temporary:
+                with open(temporary, "w", newline="") as f:
+                    writer = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(rows)
+            self._log = open(self.log_path, "a", newline="")
+            self._log_writer = csv.DictWriter(self._log, LOG_COLUMNS)
+        except OSError as error:
+            self._fail(self.log_path, error)
 
     def log(self, row):
-        if self._log is not None:
-            self._log_writer.writerow(row)
-            self._log.flush()
+        if self._log is not None and self.error is None:
+            try:
+                self._log_writer.writerow(row)
+                self._log.flush()
+            except OSError as error:
+                self._fail(self.log_path, error)
 
     def close(self):
         if self._log is not None:
-            self._log.close()
-            self._log = None
+            log, self._log = self._log, None
+            try:
+                log.close()
+            except OSError as error:
+                self._fail(self.log_path, error)
 
     def save(self, obj, name):
-        """Atomically write a checkpoint ``out/checkpoint/<name>``; returns its path."""
+        """Atomically write a checkpoint ``out/checkpoint/<name>``; returns its path, or None
+        when writing it failed (then ``error`` says why and the previous file is intact)."""
         path = os.path.join(self.checkpoint_dir, name)
         if self.writer:
-            atomic_save(obj, path)
+            if self.error is not None:
+                return None
+            try:
+                atomic_save(obj, path)
+            except OSError as error:
+                self._fail(path, error)
+                return None
         return path
 
     def sample(self, images, iteration, nrow):
-        """Write the sample grid ``out/sample/NNNNNN.png`` (via a temporary file)."""
+        """Write the sample grid ``out/sample/NNNNNN.png`` (atomically)."""
         path = os.path.join(self.sample_dir, f"{iteration:06d}.png")
-        if self.writer:
-            temporary = os.path.join(self.sample_dir, f".{uuid.uuid4().hex}.tmp.png")
+        if self.writer and self.error is None:
             try:
-                save_image_grid(images, temporary, nrow=nrow)
-                os.replace(temporary, path)
-            finally:
-                if os.path.exists(temporary):
-                    os.remove(temporary)
+                save_image_grid(images, path, nrow=nrow)
+            except OSError as error:
+                self._fail(path, error)
         return path
 
 
@@ -625,6 +702,7 @@ class Trainer:
             config.code_dim).astype(np.float32)
         self._sample_noise = {}
         self.last_checkpoint = None     # (path, iteration) of the last rolling checkpoint
+        self.last_save_time = time.monotonic()   # for --save_minutes
         self.discriminator_loss, self.generator_loss = LOSSES[config.loss]
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -674,20 +752,44 @@ class Trainer:
         self.last_checkpoint = (path, self.iteration)
 
     def load_reference_snapshot(self, ckpt, path):
-        """Load the weights of a reference ``train_step-K.model`` (generator, discriminator,
-        g_running); training then starts at --init_size as the reference's --ckpt does."""
+        """Load a training snapshot: the reference's or the PyTorch original's
+        ``train_step-K.model`` or published "Model & Optimizer" file (generator, discriminator,
+        g_running, and in the original's also both Adam states); training then starts at
+        --init_size with its fade-in, as the original's --ckpt does."""
         for name, net in (("generator", self.generator), ("discriminator", self.discriminator),
                           ("g_running", self.g_running)):
             try:
-                net.load_state_dict(ckpt[name])
+                net.load_state_dict(strip_data_parallel(ckpt[name]))
             except (ValueError, TypeError, AttributeError) as error:
                 raise CheckpointError(f"{path}: its {name} does not fit --width "
                                       f"{self.config.width} --code_dim {self.config.code_dim} "
                                       f"--n_mlp {self.config.n_mlp}: {error}") from None
+        g_names = {n for n, _ in self.generator.named_parameters()}
+        g_order = torch_parameter_order(ckpt["generator"], g_names)
+        d_order = torch_parameter_order(ckpt["discriminator"],
+                                        {n for n, _ in self.discriminator.named_parameters()})
+        for name, optimizer, network, groups in (
+                ("g_optimizer", self.g_optimizer, self.generator,   # as the original builds it:
+                 [[n for n in g_order if n.startswith("generator.")],   # synthesis network,
+                  [n for n in g_order if n.startswith("style.")]]),    # then mapping (lr / 100)
+                ("d_optimizer", self.d_optimizer, self.discriminator, [d_order])):
+            if name not in ckpt:
+                continue
+            try:
+                message = load_torch_adam(optimizer, network, ckpt[name], groups,
+                                          f"{path}: its {name}")
+            except CheckpointError as error:
+                message = f"note: {error}; continuing with fresh Adam moments"
+            if jt.rank == 0:
+                print(f"train.py: {message}", file=sys.stderr)
 
     def save_train_state(self):
+        """Write the rolling ``train_state.model``; returns its path (None when that failed:
+        ``outputs.error`` says why, and the previous one is intact)."""
         path = self.outputs.save(self.state(), TRAIN_STATE_FILE)
-        self.last_checkpoint = (path, self.iteration)
+        self.last_save_time = time.monotonic()
+        if path is not None:
+            self.last_checkpoint = (path, self.iteration)
         return path
 
     # --- one iteration -------------------------------------------------------------------------
@@ -724,10 +826,21 @@ class Trainer:
         return [[jt.randn(images, 1, size_for_step(s), size_for_step(s))[share.start:share.stop]
                  for s in range(step + 1)] for _ in range(2)]
 
+    def _undo_iteration(self, progress, data):
+        """Back to the state before an iteration that could not read its batch, so that the
+        checkpoint then written resumes with that very iteration."""
+        self.progress = progress
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        self.data_epoch, self.data_position = data["epoch"], data["position"]
+
     def train_iteration(self):
         """One iteration of the reference's loop: schedule, D step, G step, EMA."""
         i = self.iteration
         jt.set_global_seed(derived_seed(self.seed, i), different_seed_for_mpi=False)
+        before = (self.progress, self.stream.state() if self.stream is not None
+                  else dict(epoch=self.data_epoch, position=self.data_position))
         progress, alpha, snapshot_step = schedule(self.progress, self.config.schedule_config)
         if snapshot_step is not None:
             # the reference saves the state reached so far, then reloads data at the new size
@@ -738,7 +851,19 @@ class Trainer:
         self.progress = progress
         step = progress.step
 
-        batch, images = self.stream.next()     # under MPI: this process's share of the batch
+        try:
+            batch, images = self.stream.next()  # under MPI: this process's share of the batch
+            unreadable = None
+        except UnreadableImage as error:
+            unreadable = error
+        if any_process(unreadable is not None):  # every MPI process stops before the D step
+            self._undo_iteration(*before)
+            if unreadable is None:
+                raise UnreadableImage(None, "another MPI process could not read an image (its "
+                                            "message names it)")
+            if jt.rank != 0:
+                print(f"train.py: rank {jt.rank}: {unreadable}", file=sys.stderr, flush=True)
+            raise unreadable
         share = rank_share(images, self.stream.batch_size)
         real = jt.array(random_flip(batch, share=share, total=images))
         gen_in1, gen_in2 = self._latents(images, share)
@@ -796,16 +921,21 @@ class Trainer:
 # ------------------------------------------------------------------------------------------------
 
 class StopRequest:
-    """First Ctrl-C, or SIGUSR1: finish the iteration, save, stop. A second Ctrl-C stops at once.
+    """First Ctrl-C, SIGTERM or SIGUSR1: finish the iteration, save, stop. A second Ctrl-C stops
+    at once; a second SIGTERM is ignored (under SLURM a rank may get one from the scheduler and
+    one forwarded by mpirun; the scheduler's SIGKILL after its grace period ends it anyway).
 
-    Under mpirun, Ctrl-C ends the job at once (mpirun sends SIGTERM, then SIGKILL), but mpirun
-    forwards SIGUSR1 to every process: ``kill -USR1 <mpirun's pid>`` stops an MPI run cleanly."""
+    Under mpirun, Ctrl-C ends the job at once (mpirun sends SIGTERM, then SIGKILL 1 s later unless
+    ``OMPI_MCA_odls_base_sigkill_timeout`` gives more), but mpirun forwards SIGUSR1 to every
+    process: ``kill -USR1 <mpirun's pid>`` stops an MPI run cleanly. ``signum`` is the signal
+    received (the first one)."""
 
-    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGUSR1")
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1")
                     if hasattr(signal, name))
 
     def __init__(self):
         self.requested = False
+        self.signum = None
         self._previous = {}
         self._pid = os.getpid()
 
@@ -818,13 +948,19 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
-        if os.getpid() != self._pid:  # a worker forked from this process: not its business
+        if os.getpid() != self._pid:  # a worker forked from this process: not its business,
+            if signum == getattr(signal, "SIGTERM", None):  # but Jittor ends its data workers
+                signal.signal(signum, signal.SIG_DFL)       # with SIGTERM: die of it, as
+                os.kill(os.getpid(), signum)                # Jittor expects
             return
+        first = not self.requested
         self.requested = True
+        self.signum = self.signum or signum
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        if jt.rank == 0:
-            tqdm.write("interrupted: saving a checkpoint after this iteration "
+        if jt.rank == 0 and first:
+            name = signal.Signals(signum).name
+            tqdm.write(f"{name}: saving a checkpoint after this iteration "
                        "(Ctrl-C again to quit without saving)", file=sys.stderr)
 
     def __exit__(self, *exc):
@@ -846,10 +982,46 @@ def check_finite(result, trainer):
                                    f"training stopped, {kept}; try a lower --lr")
 
 
+def agree(*flags):
+    """Each flag made true on every MPI process when it is true on any (one all-reduce)."""
+    if not jt.in_mpi:
+        return [bool(flag) for flag in flags]
+    summed = jt.array([float(bool(flag)) for flag in flags]).mpi_all_reduce("add").numpy()
+    return [bool(value > 0) for value in summed]
+
+
+class OutputFailed(RuntimeError):
+    """An output could not be written mid-run (full disk, ...): one line, the run stopped."""
+
+
+def _kept(trainer):
+    if trainer.last_checkpoint is not None:
+        return (f"the last checkpoint, {trainer.last_checkpoint[0]} (iteration "
+                f"{trainer.last_checkpoint[1]}), is intact")
+    return "no checkpoint was written yet"
+
+
+def _output_failed(outputs, trainer):
+    if outputs.error is not None:
+        return OutputFailed(f"{outputs.error}; training stopped, {_kept(trainer)}: resume with "
+                            f"--resume once it can be written")
+    return OutputFailed("rank 0 could not write its outputs (it says why); training stopped")
+
+
+def _data_failed(error, trainer, saved):
+    where = (f"the state after iteration {trainer.iteration} is saved in {saved}"
+             if saved else _kept(trainer))
+    return UnreadableImage(error.path, f"{error}; training stopped, {where}: then resume with "
+                                       f"--resume (the same command)")
+
+
 def train(config, checkpoint=None, trainer=None):
     """Train until ``config.iter`` iterations; returns the Trainer. ``checkpoint`` is the loaded
-    ``--ckpt`` dict, if any. Raises TrainingDiverged on a NaN/inf loss. A Ctrl-C saves the
-    rolling checkpoint and returns with ``trainer.interrupted`` set."""
+    ``--ckpt`` dict, if any. Raises TrainingDiverged on a NaN/inf loss, OutputFailed when an
+    output cannot be written (full disk), UnreadableImage (after saving the rolling checkpoint)
+    when an image cannot be read. Ctrl-C, SIGTERM or SIGUSR1 save the rolling checkpoint and
+    return with ``trainer.interrupted`` set to the signal's number. The rolling checkpoint is
+    also written every ``config.save_minutes`` minutes."""
     config = with_seed(config)
     trainer = trainer or Trainer(config)
     if checkpoint is not None:
@@ -859,7 +1031,12 @@ def train(config, checkpoint=None, trainer=None):
             trainer.load_reference_snapshot(checkpoint, config.ckpt)
     outputs = trainer.outputs
     outputs.prepare(trainer.iteration)
+    if agree(outputs.error is not None)[0]:
+        raise OutputFailed(str(outputs.error) if outputs.error is not None
+                           else "rank 0 could not write its outputs (it says why)")
     trainer.interrupted = False
+    trainer.last_save_time = time.monotonic()
+    save_seconds = config.save_minutes * 60
     bar = tqdm(total=config.iter, initial=trainer.iteration, disable=not outputs.writer,
                dynamic_ncols=True)
     speed = deque(maxlen=SPEED_WINDOW)
@@ -868,7 +1045,10 @@ def train(config, checkpoint=None, trainer=None):
         with StopRequest() as stop:
             while trainer.iteration < config.iter:
                 started = time.perf_counter()
-                result = trainer.train_iteration()
+                try:
+                    result = trainer.train_iteration()
+                except UnreadableImage as error:  # the state before the iteration: save it
+                    raise _data_failed(error, trainer, trainer.save_train_state()) from None
                 check_finite(result, trainer)
                 seconds = time.perf_counter() - started
                 speed.append((result.images, seconds))
@@ -893,14 +1073,25 @@ def train(config, checkpoint=None, trainer=None):
                     outputs.save(trainer.g_running.state_dict(), f"{n:06d}.model")
                     trainer.save_train_state()
                     saved = True
-                if any_process(stop.requested):   # all MPI processes stop together
-                    if not saved:
-                        trainer.save_train_state()
-                    trainer.interrupted = True
+                due = (save_seconds > 0 and jt.rank == 0
+                       and time.monotonic() - trainer.last_save_time >= save_seconds)
+                # all MPI processes take the same decisions (rank 0's clock, anyone's signal)
+                failed, stop_now, terminated, save_now = agree(
+                    outputs.error is not None, stop.requested,
+                    stop.signum == getattr(signal, "SIGTERM", None), due)
+                if failed:
+                    raise _output_failed(outputs, trainer)
+                if (stop_now or save_now) and not saved:
+                    trainer.save_train_state()
+                if stop_now:
+                    trainer.interrupted = (signal.SIGTERM if terminated
+                                           else stop.signum or signal.SIGINT)
                     break
             else:
                 if trainer.last_checkpoint is None or trainer.last_checkpoint[1] != trainer.iteration:
                     trainer.save_train_state()
+            if outputs.error is not None:
+                raise _output_failed(outputs, trainer)
     finally:
         bar.close()
         outputs.close()
@@ -957,13 +1148,156 @@ def resumed_config(config, ckpt):
     return replace(config, **changes)
 
 
-def main(args):
-    """Validate, load --ckpt, check the data, train. Errors raise before any training."""
-    config = validate(config_from_args(args))
-    jittor_env.compiler_pool_ignores()  # Ctrl-C / SIGUSR1 reach the training loop, not Jittor's
-    checkpoint = None                   # compiler processes (which would end the run uncleanly)
+def snapshot_config(config, ckpt):
+    """``config`` for continuing a training snapshot: its architecture (code_dim, n_mlp, width
+    read from its g_running; from_rgb_activate from its discriminator's keys), with a note for
+    each flag given otherwise, and the fade-in at --init_size that the original's --ckpt does."""
+    try:
+        architecture = generator_config(generator_state_dict(ckpt))
+    except CheckpointError as error:
+        raise CheckpointError(f"{config.ckpt}: {error}") from None
+    discriminator = strip_data_parallel(ckpt["discriminator"])
+    if isinstance(discriminator, dict) and any(str(k).startswith("from_rgb.") for k in discriminator):
+        architecture["from_rgb_activate"] = any(str(k).startswith("from_rgb.0.0.")
+                                                for k in discriminator)
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for key, value in architecture.items():
+        if getattr(config, key) not in (value, defaults[key]) and jt.rank == 0:
+            print(f"train.py: note: {config.ckpt} holds a model with {key} = {value}, not "
+                  f"{getattr(config, key)}; continuing with {value}", file=sys.stderr)
+    return replace(config, fade_in_initial=True, **architecture)
+
+
+# ------------------------------------------------------------------------------------------------
+# Run folders: --resume, and never writing one run over another
+# ------------------------------------------------------------------------------------------------
+
+RUN_FILE_NAMES = re.compile(r"^(train_state|train_step-\d+|\d+)\.model$")
+IDENTITY_KEYS = tuple(key for key in RUN_KEYS if key != "fade_in_initial")
+# What Jittor's compiler processes ignore, so that a signal sent to the whole process group
+# reaches the training loop alone. Not SIGTERM: Jittor ends those processes with it (pool
+# cleanup), so they must keep dying of it (see docs/long_runs.md for what that means).
+POOL_IGNORES = ("SIGINT", "SIGUSR1")
+
+
+def run_files(out):
+    """The files in ``out`` that a training run wrote: ``checkpoint/*.model`` of train.py's
+    names, and ``log.csv`` when it holds a row."""
+    folder = os.path.join(out, CHECKPOINT_DIR)
+    found = []
+    if os.path.isdir(folder):
+        found = [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+                 if RUN_FILE_NAMES.match(name)]
+    log = os.path.join(out, LOG_FILE)
+    try:
+        with open(log, newline="") as f:
+            if len(f.readline()) and len(f.readline()):
+                found.append(log)
+    except OSError:
+        pass
+    return found
+
+
+def newest_training_checkpoint(out):
+    """``(path, checkpoint)``: the newest (by time written) training checkpoint in
+    ``out/checkpoint`` (``train_state.model`` or ``train_step-K.model``) that loads; None if
+    there is none. Damaged ones are passed over with a note."""
+    folder = os.path.join(out, CHECKPOINT_DIR)
+    candidates = [path for path in run_files(out) if os.path.dirname(path) == folder
+                  and not os.path.basename(path)[:1].isdigit()]
+    for path in sorted(candidates, key=lambda p: os.stat(p).st_mtime_ns, reverse=True):
+        try:
+            obj = load_checkpoint(path)
+        except CheckpointError as error:
+            if jt.rank == 0:
+                print(f"train.py: note: --resume passes over {error}", file=sys.stderr)
+            continue
+        if is_training_checkpoint(obj) and isinstance(obj.get("args"), dict):
+            return path, obj
+    return None
+
+
+def run_differences(config, saved):
+    """How the run of a checkpoint's ``args`` (``saved``) differs from ``config``: a list of
+    'key there, here' strings for the run-defining options and the data folder (the seed only
+    when ``config`` has one)."""
+    differences = []
+    for key in IDENTITY_KEYS:
+        if key == "seed" and config.seed is None:
+            continue
+        if key in saved and saved[key] != getattr(config, key):
+            differences.append(f"{key} {saved[key]!r} there, {getattr(config, key)!r} here")
+    if "path" in saved and os.path.realpath(str(saved["path"])) != os.path.realpath(config.path):
+        differences.append(f"data {saved['path']} there, {config.path} here")
+    return differences
+
+
+def resume_from_out(config):
+    """--resume: ``(config, checkpoint, finished)`` continuing ``config.out``'s newest training
+    checkpoint (``config.ckpt`` then names it), or ``config`` unchanged and None for a fresh
+    run when there is none. Says which in one line. TrainError when the checkpoint is of another
+    run (other options or data): a requeued command must continue its own run."""
+    found = newest_training_checkpoint(config.out)
+    config = replace(config, resume=False)
+    if found is None:
+        if jt.rank == 0:
+            print(f"train.py: --resume: no training checkpoint in "
+                  f"{os.path.join(config.out, CHECKPOINT_DIR)}: starting a fresh run",
+                  file=sys.stderr)
+        return config, None, False
+    path, checkpoint = found
+    differences = run_differences(config, checkpoint["args"])
+    if differences:
+        raise TrainError(f"--resume: {path} is from another run ({'; '.join(differences)}): "
+                         f"give the options of that run to continue it, or a fresh --out for a "
+                         f"new one")
+    done = int(checkpoint["iteration"])
+    finished = done >= config.iter
+    if jt.rank == 0:
+        what = ("the run is complete, nothing to do" if finished
+                else f"continuing to iteration {config.iter}")
+        print(f"train.py: --resume: {path} (iteration {done}): {what}", file=sys.stderr)
+    return replace(config, ckpt=path), checkpoint, finished
+
+
+def check_out_is_free(config, checkpoint):
+    """Refuse (TrainError) to write a run into an ``--out`` that holds another run's files,
+    unless ``--ckpt`` continues that run (one of its checkpoints, or a copy of one)."""
+    existing = run_files(config.out)
+    if not existing:
+        return
+    shown = ", ".join(os.path.relpath(p, config.out) for p in existing[:3])
+    shown += ", ..." if len(existing) > 3 else ""
     if config.ckpt is not None:
-        checkpoint = load_checkpoint(config.ckpt)
+        own = os.path.realpath(os.path.join(config.out, CHECKPOINT_DIR))
+        if os.path.dirname(os.path.realpath(config.ckpt)) == own:
+            return
+        found = newest_training_checkpoint(config.out) if is_training_checkpoint(checkpoint) \
+            else None
+        if found is not None and all(found[1]["args"].get(k) == checkpoint["args"].get(k)
+                                     for k in IDENTITY_KEYS):
+            return
+        raise TrainError(f"--out {config.out} holds another run ({shown}) than --ckpt "
+                         f"{config.ckpt}: give a fresh --out, or continue that run with --resume")
+    raise TrainError(f"--out {config.out} already holds a training run ({shown}): continue it "
+                     f"with --resume (the same command each time), or give a fresh --out")
+
+
+def main(args):
+    """Validate, load --ckpt (or with --resume the --out folder's newest checkpoint), check the
+    data, train. Errors raise before any training. Returns the Trainer, or None when --resume
+    finds the run complete."""
+    config = validate(config_from_args(args))
+    # Ctrl-C and SIGUSR1 reach the training loop, not Jittor's compiler processes (which would
+    # end the run uncleanly)
+    jittor_env.compiler_pool_ignores(POOL_IGNORES)
+    checkpoint, resuming = None, config.resume
+    if resuming:
+        config, checkpoint, finished = resume_from_out(config)
+        if finished:
+            return None
+    if config.ckpt is not None:
+        checkpoint = checkpoint if checkpoint is not None else load_checkpoint(config.ckpt)
         kind = classify_checkpoint(checkpoint, config.ckpt)
         if kind == "training":
             config = validate(resumed_config(config, checkpoint))
@@ -972,7 +1306,9 @@ def main(args):
                 raise TrainError(f"--iter {config.iter}: the checkpoint has already done {done} "
                                  f"iterations; give a larger --iter to train on")
         else:
-            config = replace(config, fade_in_initial=True)
+            config = validate(snapshot_config(config, checkpoint))
+    if not resuming:
+        check_out_is_free(config, checkpoint)
     config = with_seed(config)
     if not os.path.isdir(config.path):
         raise TrainError(f"{config.path}: no such data folder (make it with build_emoji.py or "
@@ -1046,6 +1382,14 @@ def build_parser():
                         help="write a sample grid every N iterations")
     parser.add_argument("--save_every", type=int, default=10_000,
                         help="write NNNNNN.model and the resumable checkpoint every N iterations")
+    parser.add_argument("--save_minutes", "--save-minutes", type=float, default=SAVE_MINUTES,
+                        help=f"also write the resumable checkpoint {TRAIN_STATE_FILE} every N "
+                             f"minutes, so a SIGKILL or power cut loses at most that (0: only "
+                             f"every --save_every iterations)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its newest training checkpoint, or "
+                             "start it when there is none: a requeued job gives the same command "
+                             "every time. Without it, an --out holding another run is refused")
     parser.add_argument("--ema_decay", type=float, default=EMA_DECAY,
                         help=f"g_running <- decay x g_running + (1 - decay) x generator after "
                              f"every iteration (default {EMA_DECAY}, the reference's: a half-life "
@@ -1057,20 +1401,39 @@ def build_parser():
     return parser
 
 
-if __name__ == "__main__":
-    _parser = build_parser()
-    _args = _parser.parse_args()
-    try:
-        _trainer = main(_args)
-    except (TrainError, DatasetError, CheckpointError) as _error:  # every MPI process stops;
-        _parser.exit(EXIT_USAGE, f"train.py: error: {_error}\n" if jt.rank == 0 else None)
-    except TrainingDiverged as _error:                              # rank 0 says why
-        _parser.exit(EXIT_DIVERGED, f"train.py: error: {_error}\n" if jt.rank == 0 else None)
-    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
-        _parser.exit(EXIT_INTERRUPTED, "train.py: stopped without saving\n" if jt.rank == 0
-                     else None)
-    if _trainer.interrupted:
+def cli(argv=None):
+    """The command line: parse ``argv``, train, return the exit status (2 bad options or inputs,
+    1 a failure at run time, 130 stopped by Ctrl-C or SIGUSR1, 143 by SIGTERM, 0 done). Errors
+    are one line on stderr, from rank 0 only."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def say(message):
         if jt.rank == 0:
-            print(f"train.py: stopped at iteration {_trainer.iteration}; resume with --ckpt "
-                  f"{_trainer.last_checkpoint[0]}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+            print(f"train.py: {message}", file=sys.stderr)
+
+    try:
+        trainer = main(args)
+    except TrainError as error:        # a bad flag value; every MPI process stops, rank 0 says why
+        say(f"error: {error}")
+        return EXIT_USAGE
+    except (DatasetError, CheckpointError, TrainingDiverged, OutputFailed, WriteError) as error:
+        say(f"error: {error}")         # a file or the run failed
+        return EXIT_FAILURE
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
+        say("stopped without saving")
+        return EXIT_INTERRUPTED
+    if trainer is not None and trainer.interrupted:
+        terminated = trainer.interrupted == getattr(signal, "SIGTERM", None)
+        name = signal.Signals(trainer.interrupted).name
+        if trainer.last_checkpoint is not None:
+            say(f"stopped at iteration {trainer.iteration} ({name}); resume with --ckpt "
+                f"{trainer.last_checkpoint[0]}, or --resume (the same command)")
+        else:
+            say(f"stopped at iteration {trainer.iteration} ({name}); no checkpoint was written")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
