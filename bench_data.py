@@ -17,7 +17,8 @@ import time
 import jittor_env  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
-from dataset import MultiResolutionDataset, check_resolutions
+import cli
+from dataset import DatasetError, MultiResolutionDataset, check_resolutions
 
 # the reference's batch size per resolution (train.py: {4: 512, 8: 256, 16: 128, 32: 64, ...})
 REFERENCE_BATCH = {8: 256, 16: 128, 32: 64, 64: 32, 128: 16}
@@ -150,8 +151,17 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed training steps first; Jittor compiles in them (default 2)")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps (default 3)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag, minimum in (("batches", 1), ("steps", 1), ("width", 1), ("code_dim", 1),
+                          ("warmup", 0), ("workers", 0)):
+        if getattr(args, flag) < minimum:
+            parser.error(f"--{flag} must be at least {minimum}, got {getattr(args, flag)}")
+    if args.batch_cap is not None and args.batch_cap < 1:
+        parser.error(f"--batch_cap must be at least 1, got {args.batch_cap}")
+    return args
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    # bad flags: exit 2 (argparse); a missing or unreadable data folder: 1; Ctrl-C 130, SIGTERM 143
+    _parser = argparse.ArgumentParser(prog="bench_data.py")
+    cli.run(_parser, lambda: main(parse_args()), failures=(DatasetError,))

@@ -18,6 +18,9 @@ import sys
 
 from PIL import Image, ImageDraw, ImageFont, features
 
+import cli
+from atomic import atomic_write, make_folder
+
 DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 FONT_INSTALL_HINT = "sudo apt-get install fonts-noto-color-emoji"
 FONT_SIZE = 109  # the size of the font's embedded bitmaps (CBDT strike), 136x128 px glyphs
@@ -39,6 +42,8 @@ CMAP_SEGMENTED_COVERAGE = 12  # cmap subtable format with 32-bit codepoint group
 CMAP_SEGMENT_MAPPING = 4  # cmap subtable format for the Basic Multilingual Plane
 GSUB_LIGATURE = 4  # GSUB lookup type: several glyphs -> one
 GSUB_EXTENSION = 7  # GSUB lookup type wrapping another type behind a 32-bit offset
+FONT_COLLECTION_TAG = b"ttcf"  # first bytes of a .ttc font collection (several fonts in one file)
+COLOUR_TABLES = ("CBDT", "sbix", "COLR", "SVG ")  # colour glyphs: bitmaps, Apple's, layers, SVG
 
 
 class EmojiError(Exception):
@@ -174,6 +179,20 @@ def load_font(font_path=DEFAULT_FONT):
     if not os.path.isfile(font_path):
         raise EmojiError(f"emoji font not found: {font_path} (install it with: "
                          f"{FONT_INSTALL_HINT}, or pass --font)")
+    try:
+        with open(font_path, "rb") as f:
+            collection = f.read(4) == FONT_COLLECTION_TAG
+        tables = set() if collection else set(_FontFile(font_path).tables)
+    except (OSError, struct.error, UnicodeDecodeError) as err:
+        raise EmojiError(f"cannot read {font_path} as an OpenType font ({err}); pass a colour "
+                         f"emoji font (.ttf) with --font") from None
+    if collection:
+        raise EmojiError(f"{font_path} is a font collection (.ttc), not one font: pass a single "
+                         f"colour emoji font (.ttf) with --font, e.g. {DEFAULT_FONT}")
+    if not tables & set(COLOUR_TABLES):
+        raise EmojiError(f"{font_path} has no colour glyphs (none of the tables "
+                         f"{', '.join(t.strip() for t in COLOUR_TABLES)}): the emoji would be "
+                         f"monochrome; pass a colour emoji font with --font, e.g. {DEFAULT_FONT}")
     layout = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
     try:
         return ImageFont.truetype(font_path, FONT_SIZE, layout_engine=layout)
@@ -226,11 +245,11 @@ def build(out_root, font_path=DEFAULT_FONT, limit=None, sequences=None, progress
         sequences = emoji_sequences(font_path)
     glyph_width = font.getlength("\U0001F600") or FONT_SIZE * 2  # one emoji's advance
     out_dir = os.path.join(out_root, str(IMAGE_SIZE))
-    os.makedirs(out_dir, exist_ok=True)
+    make_folder(out_dir)  # WriteError (one line) when it cannot be made
     heldout_dir = None
     if heldout_root is not None:
         heldout_dir = os.path.join(heldout_root, str(IMAGE_SIZE))
-        os.makedirs(heldout_dir, exist_ok=True)
+        make_folder(heldout_dir)
     seen, written, rejected = set(), [], 0
     for sequence in sequences:
         if limit is not None and len(written) >= limit:
@@ -244,7 +263,9 @@ def build(out_root, font_path=DEFAULT_FONT, limit=None, sequences=None, progress
         name = file_name(sequence)
         written.append(name)
         held_out = heldout_dir is not None and len(written) % HELDOUT_EVERY == 0
-        image.save(os.path.join(heldout_dir if held_out else out_dir, name))
+        with atomic_write(os.path.join(heldout_dir if held_out else out_dir, name),
+                          suffix=".png") as temporary:
+            image.save(temporary)
         if progress and len(written) % 500 == 0:
             print(f"build_emoji.py: {len(written)} emoji written", file=sys.stderr)
     return written, rejected
@@ -279,12 +300,13 @@ def parse_args(argv=None):
                         help=f"put every {HELDOUT_EVERY}th emoji in DIR/128 instead of OUT/128: a "
                              "held-out set for evaluate.py (default: none, all go to OUT/128)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1 (leave it out for all), got {args.limit}")
+    return args
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except EmojiError as err:
-        print(f"build_emoji.py: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+    # a bad font: exit 2; an output that cannot be written (WriteError): 1; Ctrl-C 130, SIGTERM 143
+    cli.run(argparse.ArgumentParser(prog="build_emoji.py"), lambda: main(parse_args()),
+            usage=(EmojiError,))

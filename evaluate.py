@@ -36,9 +36,11 @@ from tqdm import tqdm
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
+import cli
 import swd
+from atomic import atomic_write
 from checkpoint import CheckpointError, load_generator
-from dataset import DatasetError, check_resolutions, resolution_folder
+from dataset import IMAGE_ERRORS, DatasetError, check_resolutions, resolution_folder
 from grid import to_uint8_image
 from model import StyledGenerator, size_for_step, step_for_size
 from plot import Line, Panel, Series, save_panels
@@ -66,6 +68,10 @@ class EvaluateError(ValueError):
     """A flag, the data folder or the checkpoint cannot be used (one-line message)."""
 
 
+class EvaluateUsageError(EvaluateError):
+    """A flag has a value evaluate.py cannot use (exit 2; files that fail exit 1)."""
+
+
 def to_pixels(images):
     """(N, 3, H, W) generator outputs in [-1, 1] -> (N, 3, H, W) uint8: the values grid.py writes
     to a PNG for each image (``save_image_grid(image, path, nrow=1)``)."""
@@ -80,7 +86,7 @@ def read_images(paths, size, progress=None):
         try:
             with Image.open(path) as img:
                 images[i] = np.asarray(prepare_image(img, size), dtype=np.uint8).transpose(2, 0, 1)
-        except (OSError, SyntaxError, ValueError) as err:
+        except IMAGE_ERRORS as err:
             raise EvaluateError(f"cannot read {path} ({type(err).__name__}: {err}); remove or "
                                 f"replace it") from None
         if progress is not None:
@@ -118,20 +124,21 @@ def images_per_set(available, n, real_vs_real):
 def check_args(args):
     """Validate the flags that do not depend on the files."""
     if args.path is None and not args.real_vs_real:
-        raise EvaluateError("a checkpoint is needed (evaluate.py CKPT DATA), unless "
+        raise EvaluateUsageError("a checkpoint is needed (evaluate.py CKPT DATA), unless "
                             "--real-vs-real is given")
     if args.path is None and args.untrained:
-        raise EvaluateError("--untrained needs a checkpoint: the untrained generator takes its "
+        raise EvaluateUsageError("--untrained needs a checkpoint: the untrained generator takes its "
                             "architecture")
     try:
         swd.level_sizes(args.size)
     except ValueError as error:
-        raise EvaluateError(f"--size: {error}") from None
+        raise EvaluateUsageError(f"--size: {error}") from None
     for flag in ("n", "batch", "directions", "repeats"):
         if getattr(args, flag) < 1:
-            raise EvaluateError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    if args.seed < 0:
-        raise EvaluateError(f"--seed must be non-negative, got {args.seed}")
+            raise EvaluateUsageError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if not 0 <= args.seed < 2 ** 32:
+        raise EvaluateUsageError(f"--seed must be an integer from 0 to 2**32 - 1, got "
+                                 f"{args.seed}")
 
 
 def load(path, size):
@@ -235,14 +242,13 @@ def write_run_table(path, levels, rows):
     swd_<L>px per level and swd_average (x 1e3); written through a temporary file."""
     columns = (["iteration", "images_seen", "size"] + [f"swd_{level}px" for level in levels]
                + ["swd_average"])
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([row["iteration"], row["images_seen"], row["size"]]
-                            + [f"{value:.{DIGITS}f}" for value in row["swd"]])
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        with open(temporary, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([row["iteration"], row["images_seen"], row["size"]]
+                                + [f"{value:.{DIGITS}f}" for value in row["swd"]])
     return path
 
 
@@ -469,7 +475,6 @@ def build_parser():
 
 
 if __name__ == "__main__":
-    try:
-        main(build_parser().parse_args())
-    except EvaluateError as error:
-        sys.exit(f"evaluate.py: error: {error}")
+    _parser = build_parser()
+    cli.run(_parser, lambda: main(_parser.parse_args()), usage=(EvaluateUsageError,),
+            failures=(EvaluateError,))

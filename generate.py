@@ -20,6 +20,8 @@ from tqdm import tqdm
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
+import cli
+from atomic import make_folder
 from checkpoint import CheckpointError, load_generator
 from grid import save_gif, save_image_grid
 from model import MAX_STEP, size_for_step, step_for_size
@@ -35,6 +37,8 @@ MEAN_STYLE_BATCH = 1024
 MEAN_STYLE_LATENTS = 10 * MEAN_STYLE_BATCH
 ALPHA = 1                           # the newest block fully faded in, as the reference samples
 IMAGE_BATCH = 16                    # images per forward pass for --interpolate and --n_images
+MAX_BATCH_PIXELS = 32 * 128 * 128   # images x pixels of one forward pass: bounds the memory at
+                                    # 256-1024 px (1024 px: one image a pass); <= 128 px: as before
 # Synthesis layers (layer i works at 4 * 2**i px) by the paper's style groups (section 3.1).
 MIXING_RANGES = {"coarse": (0, 1), "middle": (2, 3), "fine": (4, MAX_STEP)}
 DEFAULT_MIXING_RANGE = "coarse"     # the reference's mixing_range=(0, 1)
@@ -80,12 +84,31 @@ def get_mean_style(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BAT
     return total / (n_latents / batch)
 
 
+def images_per_pass(step):
+    """How many images of ``step``'s size one forward pass may hold (MAX_BATCH_PIXELS)."""
+    return max(1, MAX_BATCH_PIXELS // size_for_step(step) ** 2)
+
+
+@jt.no_grad()
+def forward_in_batches(generator, codes, step, **settings):
+    """``generator(codes, step=step, **settings)`` as numpy, images_per_pass(step) images at a
+    time; ``codes`` is a latent batch or a list of them (style mixing), as the generator takes."""
+    many = isinstance(codes, (list, tuple))
+    n = (codes[0] if many else codes).shape[0]
+    per_pass = images_per_pass(step)
+    parts = []
+    for start in range(0, n, per_pass):
+        part = ([c[start:start + per_pass] for c in codes] if many
+                else codes[start:start + per_pass])
+        parts.append(generator(part, step=step, **settings).numpy())
+    return np.concatenate(parts, axis=0)
+
+
 @jt.no_grad()
 def sample(generator, step, mean_style, n_sample, style_weight=STYLE_WEIGHT):
     """``n_sample`` random images (n, 3, size, size) in [-1, 1] (roughly), as numpy."""
-    images = generator(jt.randn(n_sample, generator.code_dim), step=step, alpha=ALPHA,
-                       mean_style=mean_style, style_weight=style_weight)
-    return images.numpy()
+    return forward_in_batches(generator, jt.randn(n_sample, generator.code_dim), step,
+                              alpha=ALPHA, mean_style=mean_style, style_weight=style_weight)
 
 
 @jt.no_grad()
@@ -98,13 +121,13 @@ def style_mixing(generator, step, mean_style, n_source, n_target, style_weight=S
     settings = dict(step=step, alpha=ALPHA, mean_style=mean_style, style_weight=style_weight)
 
     empty_tile = -np.ones((1, 3, size, size), dtype=np.float32)  # black once normalised
-    source_image = generator(source_code, **settings).numpy()
-    target_image = generator(target_code, **settings).numpy()
+    source_image = forward_in_batches(generator, source_code, **settings)
+    target_image = forward_in_batches(generator, target_code, **settings)
     tiles = [empty_tile, source_image]
     for i in range(n_target):
-        mixed = generator([target_code[i:i + 1].repeat(n_source, 1), source_code],
-                          mixing_range=mixing_range, **settings)
-        tiles += [target_image[i:i + 1], mixed.numpy()]
+        mixed = forward_in_batches(generator, [target_code[i:i + 1].repeat(n_source, 1),
+                                               source_code], mixing_range=mixing_range, **settings)
+        tiles += [target_image[i:i + 1], mixed]
     return np.concatenate(tiles, axis=0)
 
 
@@ -149,6 +172,8 @@ def check_args(args):
             raise UsageError(f"--{flag} must be at least {minimum}, got {getattr(args, flag)}")
     if args.interpolate == 1 or args.interpolate < 0:
         raise UsageError(f"--interpolate needs at least 2 frames (0: none), got {args.interpolate}")
+    if args.seed is not None and not 0 <= args.seed < 2 ** 32:
+        raise UsageError(f"--seed must be an integer from 0 to 2**32 - 1, got {args.seed}")
     mixing_range = parse_mixing_range(args.mixing_range)
     if args.n_mixing and mixing_range[0] > step:
         raise UsageError(f"--mixing_range {args.mixing_range} (layers {mixing_range[0]}-"
@@ -170,6 +195,7 @@ def main(args):
     step, mixing_range = check_args(args)
     generator, info = load_generator(args.path)
     check_size(args, step, info)
+    make_folder(args.out)  # an unwritable --out fails now, not after the mean style
     print(f"loaded {info['kind']} {args.path} (code_dim={info['code_dim']}, "
           f"n_mlp={info['n_mlp']}, width={info['width']}); generating {args.size} px")
     if args.seed is not None:
@@ -177,8 +203,9 @@ def main(args):
 
     truncated = args.truncation != NO_TRUNCATION
     n_mean_batches = -(-args.n_mean_latents // MEAN_STYLE_BATCH) if truncated else 0
-    n_interpolation_batches = -(-args.interpolate // IMAGE_BATCH)
-    n_image_batches = -(-args.n_images // IMAGE_BATCH)
+    per_pass = min(IMAGE_BATCH, images_per_pass(step))
+    n_interpolation_batches = -(-args.interpolate // per_pass)
+    n_image_batches = -(-args.n_images // per_pass)
     total = n_mean_batches + 1 + args.n_mixing + n_interpolation_batches + n_image_batches
     written = []
     with tqdm(total=total, desc="generate", unit="step", file=sys.stderr) as progress:
@@ -200,14 +227,15 @@ def main(args):
         if args.interpolate:
             z0, z1 = jt.randn(1, generator.code_dim), jt.randn(1, generator.code_dim)
             frames = interpolation_frames(generator, z0, z1, random_noise(step), step, mean_style,
-                                          args.truncation, args.interpolate, progress=progress)
+                                          args.truncation, args.interpolate, batch=per_pass,
+                                          progress=progress)
             written.append(os.path.join(args.out, "interpolation.png"))
             save_image_grid(frames, written[-1], nrow=args.interpolate)
             written.append(os.path.join(args.out, "interpolation.gif"))
             save_gif(frames, written[-1])
 
-        for start in range(0, args.n_images, IMAGE_BATCH):
-            count = min(IMAGE_BATCH, args.n_images - start)
+        for start in range(0, args.n_images, per_pass):
+            count = min(per_pass, args.n_images - start)
             images = sample(generator, step, mean_style, count, args.truncation)
             for k in range(count):
                 written.append(os.path.join(args.out, "images", f"{start + k:06d}.png"))
@@ -265,7 +293,6 @@ def build_parser():
 
 
 if __name__ == "__main__":
-    try:
-        main(build_parser().parse_args())
-    except (CheckpointError, UsageError) as error:
-        sys.exit(f"generate.py: error: {error}")
+    _parser = build_parser()
+    cli.run(_parser, lambda: main(_parser.parse_args()), usage=(UsageError,),
+            failures=(CheckpointError,))

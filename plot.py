@@ -17,6 +17,8 @@ from collections import namedtuple
 
 from PIL import Image, ImageDraw, ImageFont
 
+from atomic import atomic_write
+
 WIDTH = 900                      # px of the whole picture
 PANEL_HEIGHT = 320               # px of one panel, axes and labels included
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 20, 28, 36
@@ -138,5 +140,6 @@ def save_panels(path, panels, width=WIDTH, panel_height=PANEL_HEIGHT):
     for index, panel in enumerate(panels):
         draw_panel(draw, (0, index * panel_height, width, (index + 1) * panel_height), panel,
                    (min(xs), max(xs)))
-    image.save(path)
+    with atomic_write(path, suffix=".png") as temporary:  # WriteError (one line) on failure
+        image.save(temporary)
     return path

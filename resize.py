@@ -21,6 +21,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+import cli
+from atomic import atomic_write, make_folder
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BACKGROUND = (255, 255, 255)  # what transparent pixels become
 RESAMPLE = Image.LANCZOS
@@ -127,16 +130,10 @@ def is_up_to_date(output, source):
 def save_atomically(img, path):
     """Save ``img`` to ``path`` through a hidden temporary file, so a run that is stopped never
     leaves a truncated image under a real name (it would look up to date on the next run)."""
-    folder, name = os.path.split(path)
-    fmt = Image.registered_extensions()[os.path.splitext(name)[1].lower()]
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
+    fmt = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
+    with atomic_write(path) as temporary:  # WriteError (one line) on a full disk, ...
         with open(temporary, "wb") as f:
             img.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def resize_one(task):
@@ -192,7 +189,7 @@ def resize_folder(path, min_size=8, workers=None, progress=True):
         out_dir = os.path.join(parent, str(size))
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise ResizeError(f"{out_dir} exists and is not a folder")
-        os.makedirs(out_dir, exist_ok=True)
+        make_folder(out_dir)
     tasks = [(os.path.join(path, name),
               [(size, os.path.join(parent, str(size), name)) for size in sizes])
              for name in names]
@@ -247,8 +244,6 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except ResizeError as err:
-        print(f"resize.py: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+    # bad input: exit 2; an output that cannot be written (WriteError): 1; Ctrl-C 130, SIGTERM 143
+    cli.run(argparse.ArgumentParser(prog="resize.py"), lambda: main(parse_args()),
+            usage=(ResizeError,))
