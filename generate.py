@@ -251,8 +251,9 @@ def build_parser():
     parser.add_argument("path", type=str,
                         help="checkpoint: a generator state dict (e.g. the reference's "
                              "FFHQ_80000.model, checkpoint/NNNNNN.model) or a training "
-                             "checkpoint (its g_running is used); the model's code_dim, n_mlp "
-                             "and width are read from it")
+                             "checkpoint (its g_running is used), from jt.save or the PyTorch "
+                             "original's torch.save (its published models); the model's "
+                             "code_dim, n_mlp and width are read from it")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
                         help="image side in px, a power of two from 4 to 1024; at most what a "
                              "training checkpoint reached (a bare state dict allows any) "
