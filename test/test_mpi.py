@@ -198,3 +198,69 @@ def test_only_rank_0_writes_one_log_samples_and_checkpoints(mpi_run):
     assert [row.split(",")[0] for row in read_log(out)] == ["1", "2", "3"]  # one row each
     assert sorted(os.listdir(out / "sample")) == ["000001.png", "000002.png", "000003.png"]
     assert sorted(os.listdir(out / "checkpoint")) == ["train_state.model", "train_step-2.model"]
+
+
+# --- SIGTERM (issue 15) ---------------------------------------------------------------------------
+
+SIGNAL_RUNNER = os.path.join(ROOT, "test", "mpi_signal_run.py")
+PAUSE = 1.0                    # seconds after each iteration, to signal the processes mid-run
+
+
+def children(pid):
+    """Process ids whose parent is ``pid`` (mpirun's ranks), read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def log_losses(out):
+    """(g_loss, d_loss, grad_penalty) of each row of log.csv."""
+    import csv
+    with open(os.path.join(out, train.LOG_FILE), newline="") as f:
+        return np.array([[float(r["g_loss"]), float(r["d_loss"]), float(r["grad_penalty"])]
+                         for r in csv.DictReader(f)])
+
+
+@needs_mpirun
+def test_sigterm_to_every_rank_saves_exits_143_and_resume_continues(mpi_run, data_root,
+                                                                   tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    mpirun = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(WORLD_SIZE),
+              sys.executable, SIGNAL_RUNNER]
+    argv = [data_root, *FLAGS, "--iter", str(ITERATIONS), "--out", str(out), "--resume"]
+    job = subprocess.Popen(mpirun + [str(PAUSE)] + argv, cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + MPI_TIMEOUT
+    try:
+        while not (os.path.isfile(out / train.LOG_FILE) and read_log(out)):
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no iteration logged in time"
+            time.sleep(0.05)
+        ranks = children(job.pid)
+        assert len(ranks) == WORLD_SIZE
+        for rank in ranks:  # as SLURM does: every process of the job step gets SIGTERM
+            os.kill(rank, signal.SIGTERM)
+        _, err = job.communicate(timeout=MPI_TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.terminate()  # SIGKILL would end pytest (Jittor's SIGCHLD handler)
+    assert job.returncode == 143, err[-3000:]
+    state = train.load_checkpoint(str(out / "checkpoint" / train.TRAIN_STATE_FILE))
+    done = int(state["iteration"])
+    assert 1 <= done < ITERATIONS and len(read_log(out)) == done
+    # the requeue: the same command continues, and gives the uninterrupted run's losses
+    again = subprocess.run(mpirun + ["0"] + argv, cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=MPI_TIMEOUT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    np.testing.assert_allclose(log_losses(out), log_losses(mpi_run / "full"), rtol=1e-5,
+                               atol=1e-6)
