@@ -1,10 +1,10 @@
-"""Benchmark: how fast the generator and a full training iteration run on this machine (issue 7).
+"""Benchmark: how fast the generator and a full training iteration run on this machine.
 
     python bench.py                  # reference width 512: a markdown table (~2.5 min on 2 cores)
     python bench.py --quick          # fewer rows, one timed iteration each
     python bench.py --width 64       # a narrow model (--code_dim follows unless given)
     python bench.py --profile 16     # where one training iteration at 16 px spends its time
-    python bench.py --compare-mkl    # oneDNN convolutions (use_mkl=1) against Jittor's (use_mkl=0)
+    python bench.py --compare_mkl    # oneDNN convolutions (use_mkl=1) against Jittor's (use_mkl=0)
 
 Rows (all through the project's own code):
 * generator inference: ``StyledGenerator`` forward under ``jt.no_grad()`` at 32 and 128 px,
@@ -468,7 +468,7 @@ def compare_mkl():
     print("| use_mkl | convolution | first call s | s | GFLOP/s |\n|---|---|---:|---:|---:|")
     for use_mkl in ("1", "0"):
         env = dict(os.environ, use_mkl=use_mkl)
-        result = subprocess.run([sys.executable, os.path.abspath(__file__), "--mkl-probe"],
+        result = subprocess.run([sys.executable, os.path.abspath(__file__), "--mkl_probe"],
                                 env=env, capture_output=True, text=True, check=True)
         line = [l for l in result.stdout.splitlines() if l.startswith("PROBE ")][-1]
         first, best, used = line.split()[1:]
@@ -496,11 +496,11 @@ def parse_args(argv=None):
                              f"{QUICK_TRAIN_SIZES} px, one timed call each")
     parser.add_argument("--profile", type=int, metavar="SIZE", choices=TRAIN_SIZES,
                         help="profile one training iteration at SIZE px instead")
-    parser.add_argument("--no-ablation", action="store_true",
+    parser.add_argument("--no_ablation", "--no-ablation", action="store_true",
                         help="with --profile: only Jittor's profiler, no timing without parts")
-    parser.add_argument("--compare-mkl", action="store_true",
+    parser.add_argument("--compare_mkl", "--compare-mkl", action="store_true",
                         help="time one convolution with use_mkl=1 and use_mkl=0 instead")
-    parser.add_argument("--mkl-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mkl_probe", "--mkl-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None,
                         help="scratch folder for the trainer (default: a temporary folder; "
                              "nothing is written there)")

@@ -3,15 +3,15 @@
     python bench_data.py data            # needs data/8, data/32, data/128 (see README)
 
 For each size it measures (1) the loader alone: batches per second of MultiResolutionDataset
-(shuffle, flip, drop_last, converted to jt.Var), and (2) one training step on random data: a
-discriminator step (real and fake forward, softplus losses, backward, Adam) plus a generator
-step, with a narrow model. It prints their ratio, which should be at least MIN_RATIO, and
-(3) the same steps fed by the loader, to show what loading costs a real run.
-Not a test: it takes a few minutes and its numbers depend on the machine.
+(shuffle, flip, drop_last, converted to jt.Var), and (2) train.py's own training iteration
+(``Trainer.train_iteration``: its data stream, the D step with R1, the G step with style mixing,
+the EMA) with a narrow model at the reference's batch size. It prints the ratio of loader speed
+to training speed, which should be at least MIN_RATIO, and the share of an iteration the loader
+takes. Not a test: it takes a few minutes and its numbers depend on the machine.
 """
 import argparse
-import math
 import statistics
+import tempfile
 import time
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before jittor is imported)
@@ -24,8 +24,7 @@ from dataset import DatasetError, MultiResolutionDataset, check_resolutions
 REFERENCE_BATCH = {8: 256, 16: 128, 32: 64, 64: 32, 128: 16}
 DEFAULT_SIZES = (8, 32, 128)
 MIN_RATIO = 5.0  # the loader must be at least this many times faster than a training step
-LEARNING_RATE = 1e-3
-ADAM_BETAS = (0.0, 0.99)  # the reference's
+N_MLP = 8        # the reference's mapping network
 
 
 def batch_size_for(size, cap):
@@ -54,51 +53,27 @@ def time_loader(root, size, batch_size, num_workers, batches):
     return batches / elapsed
 
 
-class TrainStep:
-    """One simple training iteration at a size: D step (real + fake) then G step."""
-
-    def __init__(self, size, batch_size, width, code_dim):
-        from model import Discriminator, StyledGenerator  # after jittor_env
-        self.step = int(math.log2(size)) - 2
-        self.batch_size, self.code_dim = batch_size, code_dim
-        self.generator = StyledGenerator(code_dim, n_mlp=8, width=width)
-        self.discriminator = Discriminator(from_rgb_activate=True, width=width)
-        self.g_optimizer = jt.optim.Adam(self.generator.parameters(), lr=LEARNING_RATE,
-                                         betas=ADAM_BETAS)
-        self.d_optimizer = jt.optim.Adam(self.discriminator.parameters(), lr=LEARNING_RATE,
-                                         betas=ADAM_BETAS)
-
-    def __call__(self, real):
-        g, d, step = self.generator, self.discriminator, self.step
-        z = jt.randn(self.batch_size, self.code_dim)
-        fake = g(z, step=step, alpha=1.0).detach()
-        d_loss = (jt.nn.softplus(-d(real, step=step, alpha=1.0)).mean()
-                  + jt.nn.softplus(d(fake, step=step, alpha=1.0)).mean())
-        self.d_optimizer.step(d_loss)
-        z = jt.randn(self.batch_size, self.code_dim)
-        g_loss = jt.nn.softplus(-d(g(z, step=step, alpha=1.0), step=step, alpha=1.0)).mean()
-        self.g_optimizer.step(g_loss)
-        jt.sync_all(True)
-
-
-def time_training(train_step, size, warmup, steps, loader=None):
-    """Seconds per training step (median of ``steps`` after ``warmup``, which compiles).
-    Feeds random images, or batches from ``loader`` when given."""
-    def batches():
-        while True:
-            if loader is None:
-                yield jt.randn(train_step.batch_size, 3, size, size)
-            else:
-                yield from loader
-
-    source = batches()
-    for _ in range(warmup):
-        train_step(next(source))
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        train_step(next(source))
-        times.append(time.perf_counter() - start)
+def time_training(root, size, batch_size, args):
+    """Seconds per ``Trainer.train_iteration`` at ``size`` (median of ``args.steps`` after
+    ``args.warmup`` untimed ones, in which Jittor compiles), fed by train.py's own data stream."""
+    from train import TrainConfig, Trainer  # after jittor_env
+    with tempfile.TemporaryDirectory() as out:
+        config = TrainConfig(path=root, init_size=size, max_size=size, batch=batch_size,
+                             width=args.width, code_dim=args.code_dim, n_mlp=N_MLP,
+                             workers=args.workers, seed=0, out=out)
+        trainer = Trainer(config)
+        try:
+            for _ in range(args.warmup):
+                trainer.train_iteration()
+            times = []
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                trainer.train_iteration()
+                jt.sync_all(True)
+                times.append(time.perf_counter() - start)
+        finally:
+            if trainer.stream is not None:
+                trainer.stream.close()
     return statistics.median(times)
 
 
@@ -106,25 +81,20 @@ def main(args):
     """Run the benchmark for each size; returns a list of result dicts and prints a table."""
     check_resolutions(args.root, args.sizes)
     print(f"# loader: num_workers={args.workers}; model: width={args.width}, "
-          f"code_dim={args.code_dim}, n_mlp=8; device: {'GPU' if jt.flags.use_cuda else 'CPU'}")
-    print("| size | batch | loader batches/s | train step s | train steps/s | ratio "
-          "| step fed by loader s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          f"code_dim={args.code_dim}, n_mlp={N_MLP}; device: "
+          f"{'GPU' if jt.flags.use_cuda else 'CPU'}")
+    print("| size | batch | loader batches/s | train iteration s | ratio | loader share |")
+    print("|---:|---:|---:|---:|---:|---:|")
     results = []
     for size in args.sizes:
         batch_size = batch_size_for(size, args.batch_cap)
         loader_rate = time_loader(args.root, size, batch_size, args.workers, args.batches)
-        train_step = TrainStep(size, batch_size, args.width, args.code_dim)
-        step_time = time_training(train_step, size, args.warmup, args.steps)
-        loader = MultiResolutionDataset(args.root, resolution=size, batch_size=batch_size,
-                                        shuffle=True, drop_last=True, num_workers=args.workers)
-        fed_time = time_training(train_step, size, 1, args.steps, loader=loader)
-        loader.terminate()
+        step_time = time_training(args.root, size, batch_size, args)
         ratio = loader_rate * step_time
         results.append(dict(size=size, batch=batch_size, loader_rate=loader_rate,
-                            step_time=step_time, ratio=ratio, fed_time=fed_time))
-        print(f"| {size} | {batch_size} | {loader_rate:.1f} | {step_time:.3f} "
-              f"| {1 / step_time:.2f} | {ratio:.0f}x | {fed_time:.3f} |", flush=True)
+                            step_time=step_time, ratio=ratio))
+        print(f"| {size} | {batch_size} | {loader_rate:.1f} | {step_time:.3f} | {ratio:.0f}x "
+              f"| {100 / ratio:.1f} % |", flush=True)
     slow = [r["size"] for r in results if r["ratio"] < MIN_RATIO]
     print(f"# loader at least {MIN_RATIO:g}x faster than a training step at every size: "
           f"{'yes' if not slow else 'NO (sizes ' + ', '.join(map(str, slow)) + ')'}")

@@ -59,7 +59,7 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 
 from atomic import atomic_write
-from model import MAX_STEP, StyledGenerator
+from model import MAX_STEP, StyledGenerator, size_for_step, step_for_size
 
 TRAINING_CHECKPOINT_KEYS = ("generator", "discriminator", "g_running", "g_optimizer",
                             "d_optimizer", "step", "alpha", "used_sample", "iteration", "args")
@@ -544,6 +544,16 @@ def load_generator(path):
     else:
         info.update(kind="generator state dict", max_step=MAX_STEP)
     return generator, info
+
+
+def size_beyond_training(size, info):
+    """The one-line reason why ``info``'s generator (from load_generator) cannot draw ``size`` px,
+    or None: a training checkpoint stops at the size its training reached; a bare state dict
+    holds every size's weights and allows any."""
+    if step_for_size(size) <= info["max_step"]:
+        return None
+    return (f"--size {size} is larger than this {info['kind']} supports: its training reached "
+            f"{size_for_step(info['max_step'])} px (step {info['max_step']})")
 
 
 def _config_text(config):

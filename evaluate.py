@@ -39,10 +39,11 @@ import jittor as jt
 import cli
 import swd
 from atomic import atomic_write
-from checkpoint import CheckpointError, load_generator
+from checkpoint import CheckpointError, load_generator, size_beyond_training
 from dataset import IMAGE_ERRORS, DatasetError, check_resolutions, resolution_folder
 from grid import to_uint8_image
-from model import StyledGenerator, size_for_step, step_for_size
+from model import (MEAN_STYLE_LATENTS, StyledGenerator, average_style, size_for_step,
+                   step_for_size)
 from plot import Line, Panel, Series, save_panels
 from resize import list_images, prepare_image
 from train import CHECKPOINT_DIR, LOG_FILE
@@ -52,7 +53,6 @@ DEFAULT_N = 8192
 DEFAULT_BATCH = 64
 DEFAULT_SEED = 0
 NO_TRUNCATION = 1.0
-MEAN_STYLE_LATENTS = 10 * 1024      # latents the mean style is averaged over, as generate.py
 ALPHA = 1                           # the newest block fully faded in, as generate.py samples
 GENERATED_COLUMN = "generated vs real"
 FLOOR_COLUMN = "real vs real"
@@ -147,11 +147,10 @@ def load(path, size):
         generator, info = load_generator(path)
     except CheckpointError as error:
         raise EvaluateError(str(error)) from None
-    step = step_for_size(size)
-    if step > info["max_step"]:
-        raise EvaluateError(f"--size {size} is larger than this {info['kind']} supports: its "
-                            f"training reached {size_for_step(info['max_step'])} px")
-    return generator, info, step
+    reason = size_beyond_training(size, info)
+    if reason:
+        raise EvaluateError(reason)
+    return generator, info, step_for_size(size)
 
 
 def generate_images(generator, step, n, batch, truncation=NO_TRUNCATION, progress=None,
@@ -166,7 +165,7 @@ def generate_images(generator, step, n, batch, truncation=NO_TRUNCATION, progres
     with jt.no_grad():
         mean_style = None
         if truncation != NO_TRUNCATION:
-            mean_style = generator.mean_style(jt.randn(MEAN_STYLE_LATENTS, generator.code_dim))
+            mean_style = average_style(generator)
         for start in range(0, n, batch):
             count = min(batch, n - start)
             output = generator(jt.randn(count, generator.code_dim), step=step, alpha=ALPHA,
@@ -446,7 +445,7 @@ def build_parser():
                         help="images in each compared set: --n generated vs --n real (and, with "
                              "--real-vs-real, --n real vs another --n real); fewer when the "
                              f"folder holds too few, with a note (default {DEFAULT_N})")
-    parser.add_argument("--real-vs-real", action="store_true",
+    parser.add_argument("--real_vs_real", "--real-vs-real", action="store_true",
                         help="also compare the --n real images with --n other real images (the "
                              "data split in two): the floor a perfect generator would reach on "
                              "average; CKPT may then be left out")

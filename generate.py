@@ -22,9 +22,10 @@ import jittor as jt
 
 import cli
 from atomic import make_folder
-from checkpoint import CheckpointError, load_generator
+from checkpoint import CheckpointError, load_generator, size_beyond_training
 from grid import save_gif, save_image_grid
-from model import MAX_STEP, size_for_step, step_for_size
+from model import (MAX_STEP, MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS, average_style, size_for_step,
+                   step_for_size)
 
 DEFAULT_SIZE = 128
 DEFAULT_N_ROW = 5
@@ -33,8 +34,6 @@ DEFAULT_OUT = "style_mixing"
 DEFAULT_N_MIXING = 20
 STYLE_WEIGHT = 0.7                  # the reference's truncation: w = mean + 0.7 (w - mean)
 NO_TRUNCATION = 1.0
-MEAN_STYLE_BATCH = 1024
-MEAN_STYLE_LATENTS = 10 * MEAN_STYLE_BATCH
 ALPHA = 1                           # the newest block fully faded in, as the reference samples
 IMAGE_BATCH = 16                    # images per forward pass for --interpolate and --n_images
 MAX_BATCH_PIXELS = 32 * 128 * 128   # images x pixels of one forward pass: bounds the memory at
@@ -65,23 +64,6 @@ def parse_mixing_range(text):
 def truncate(style, mean_style, style_weight):
     """The truncation trick in W, written as the generator computes it."""
     return mean_style + style_weight * (style - mean_style)
-
-
-@jt.no_grad()
-def get_mean_style(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATCH, progress=None):
-    """Mean mapped style of ``n_latents`` random latents, averaged batch by batch as the reference
-    does (the mean of 10 means of 1024); a smaller last batch counts by its size."""
-    total = None
-    done = 0
-    while done < n_latents:
-        n = min(batch, n_latents - done)
-        style = generator.mean_style(jt.randn(n, generator.code_dim)) * (n / batch)
-        total = style if total is None else total + style
-        total.sync()
-        done += n
-        if progress is not None:
-            progress.update(1)
-    return total / (n_latents / batch)
 
 
 def images_per_pass(step):
@@ -182,19 +164,13 @@ def check_args(args):
     return step, mixing_range
 
 
-def check_size(args, step, info):
-    """--size must be one the checkpoint was trained for (any, for a bare state dict)."""
-    if step > info["max_step"]:
-        raise UsageError(f"--size {args.size} is larger than this {info['kind']} supports: its "
-                         f"training reached {size_for_step(info['max_step'])} px "
-                         f"(step {info['max_step']})")
-
-
 def main(args):
     """Write the images the flags ask for under ``args.out``; returns the paths written."""
     step, mixing_range = check_args(args)
     generator, info = load_generator(args.path)
-    check_size(args, step, info)
+    reason = size_beyond_training(args.size, info)
+    if reason:
+        raise UsageError(reason)
     make_folder(args.out)  # an unwritable --out fails now, not after the mean style
     print(f"loaded {info['kind']} {args.path} (code_dim={info['code_dim']}, "
           f"n_mlp={info['n_mlp']}, width={info['width']}); generating {args.size} px")
@@ -209,7 +185,7 @@ def main(args):
     total = n_mean_batches + 1 + args.n_mixing + n_interpolation_batches + n_image_batches
     written = []
     with tqdm(total=total, desc="generate", unit="step", file=sys.stderr) as progress:
-        mean_style = (get_mean_style(generator, args.n_mean_latents, progress=progress)
+        mean_style = (average_style(generator, args.n_mean_latents, progress=progress)
                       if truncated else None)
 
         images = sample(generator, step, mean_style, args.n_row * args.n_col, args.truncation)

@@ -7,6 +7,12 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 APT_PACKAGES="libdnnl-dev fonts-noto-color-emoji openmpi-bin libopenmpi-dev"
 
+# The pins in requirements.txt (pillow 13, pytest 9, ...) need Python 3.11 or newer.
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "install.sh: $PYTHON is $("$PYTHON" -V 2>&1 || echo 'not found'); this project needs Python 3.11 or newer (set PYTHON=python3.11)" >&2
+  exit 1
+fi
+
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -6,7 +6,8 @@ targets; variables the user has set always win:
 * ``nvcc_path``: when an ``nvcc`` is on PATH but no CUDA driver can be loaded, Jittor's import
   fails while it probes CUDA. We then set ``nvcc_path=""`` so Jittor builds for the CPU only.
 * oneDNN: on first import Jittor downloads oneDNN into its cache, which fails offline, and its
-  own CPU convolutions are 40-50x slower. If Debian's ``libdnnl-dev`` is installed we link it
+  own CPU convolutions are about 95x slower (``bench.py --compare_mkl``). If Debian's
+  ``libdnnl-dev`` is installed we link it
   into the cache folder Jittor looks in (``~/.cache/jittor/mkl/dnnl_lnx_2.2.0_cpu_gomp``), so
   Jittor finds it and does not download. Without it we fall back to ``use_mkl=0`` and warn once.
 * ``log_silent=1``: Jittor's compiler log lines are quiet unless the user asks for them.
@@ -80,7 +81,7 @@ def prepare_environment(environ=os.environ):
     user_chose_mkl = any(k in environ for k in ("use_mkl", "mkl_include_path", "mkl_lib_path"))
     if not user_chose_mkl and not link_debian_onednn():
         environ["use_mkl"] = "0"
-        print(f"warning: oneDNN not found, Jittor's CPU convolutions will be 40-50x slower "
+        print(f"warning: oneDNN not found, Jittor's CPU convolutions will be about 95x slower "
               f"(install it with: {ONEDNN_INSTALL_HINT})", file=sys.stderr)
 
 

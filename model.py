@@ -552,6 +552,29 @@ class StyledGenerator(ReferenceStateDictMixin, nn.Module):
         return self.style(input).mean(dim=0, keepdims=True)
 
 
+MEAN_STYLE_BATCH = 1024
+MEAN_STYLE_LATENTS = 10 * MEAN_STYLE_BATCH   # the reference's generate.py: 10 means of 1024
+
+
+@jt.no_grad()
+def average_style(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATCH, progress=None):
+    """Mean mapped style w of ``n_latents`` random latents, the centre of the truncation trick
+    (paper section 4; used by generate.py and evaluate.py). Averaged batch by batch as the
+    reference's generate.py does (the mean of 10 means of 1024); a smaller last batch counts by
+    its size. ``progress`` (a tqdm bar) advances once a batch."""
+    total = None
+    done = 0
+    while done < n_latents:
+        n = min(batch, n_latents - done)
+        style = generator.mean_style(jt.randn(n, generator.code_dim)) * (n / batch)
+        total = style if total is None else total + style
+        total.sync()
+        done += n
+        if progress is not None:
+            progress.update(1)
+    return total / (n_latents / batch)
+
+
 def minibatch_stddev(out):
     """Append the mean over features of the across-batch standard deviation as a channel.
 

@@ -10,9 +10,9 @@ from PIL import Image
 import jittor as jt
 
 from checkpoint import atomic_save, load_generator
-from generate import (MIXING_RANGES, UsageError, build_parser, get_mean_style,
-                      interpolation_frames, main, parse_mixing_range, random_noise, style_mixing)
-from model import Discriminator, StyledGenerator
+from generate import (MIXING_RANGES, UsageError, build_parser, interpolation_frames, main,
+                      parse_mixing_range, random_noise, style_mixing)
+from model import Discriminator, StyledGenerator, average_style
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_DIM, N_MLP, WIDTH = 16, 2, 16
@@ -96,7 +96,7 @@ def test_mixing_grid_has_sources_on_the_first_row_and_targets_in_the_first_colum
     # No layer from the sources: each mixed image is its row's target.
     generator, _ = load_generator(checkpoints["quiet"])
     jt.set_global_seed(1)
-    mean_style = get_mean_style(generator, 64)
+    mean_style = average_style(generator, 64)
     tiles = style_mixing(generator, STEP, mean_style, n_col, n_row, mixing_range=(STEP + 1, 8))
     assert tiles.shape == ((n_row + 1) * (n_col + 1), 3, SIZE, SIZE)
     grid = tiles.reshape(n_row + 1, n_col + 1, 3, SIZE, SIZE)
@@ -136,7 +136,7 @@ def test_truncation_zero_makes_all_samples_identical(checkpoints, tmp_path):
 def test_interpolation_end_frames_equal_the_end_point_samples(checkpoints):
     generator, _ = load_generator(checkpoints["noisy"])
     jt.set_global_seed(3)
-    mean_style = get_mean_style(generator, 64)
+    mean_style = average_style(generator, 64)
     z0, z1 = jt.randn(1, CODE_DIM), jt.randn(1, CODE_DIM)
     noise = random_noise(STEP)
     frames = interpolation_frames(generator, z0, z1, noise, STEP, mean_style, 0.7, n_frames=5,
@@ -194,6 +194,7 @@ def test_a_bad_checkpoint_fails_with_one_line_on_the_command_line(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"generate.py: error: {image}: not a checkpoint: a PNG image; expected a Jittor checkpoint "
-        f"(jt.save of a generator state dict or a training checkpoint)"]
+        f"generate.py: error: {image}: not a checkpoint: a PNG image; expected a StyleGAN "
+        f"checkpoint (a generator state dict or a training checkpoint, from jt.save or the "
+        f"PyTorch original's torch.save)"]
     assert not (tmp_path / "style_mixing").exists()
