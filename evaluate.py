@@ -46,7 +46,7 @@ from model import (MEAN_STYLE_LATENTS, StyledGenerator, average_style, size_for_
                    step_for_size)
 from plot import Line, Panel, Series, save_panels
 from resize import list_images, prepare_image
-from train import CHECKPOINT_DIR, LOG_FILE
+from run_folder import CHECKPOINT_DIR, LOG_FILE
 
 DEFAULT_SIZE = 128
 DEFAULT_N = 8192

@@ -23,11 +23,9 @@ Dataset shards it, ``rank_share``), Jittor's optimisers average the gradients, a
 writes (``Outputs``). See ``Trainer`` for how the processes stay identical.
 """
 import argparse
-import csv
 import math
 import os
 import random
-import re
 import signal
 import sys
 import time
@@ -46,24 +44,25 @@ import jittor_env  # noqa: E402  (prepares Jittor's environment before it is imp
 import jittor as jt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from checkpoint import (CheckpointError, atomic_save, describe_object, is_generator_state_dict,
-                        strip_data_parallel, torch_adam_moments, torch_parameter_order,
-                        generator_config, generator_state_dict, is_training_checkpoint,
-                        load_checkpoint)
-from atomic import WriteError, atomic_write, make_folder, write_error
-from dataset import (FLIP_PROBABILITY, DatasetError, MultiResolutionDataset, UnreadableImage,
-                     check_resolutions)
-from grid import save_image_grid
-from model import MAX_STEP, Discriminator, StyledGenerator, size_for_step, step_for_size
+from atomic import WriteError
+from checkpoint import (CheckpointError, describe_object, generator_config, generator_state_dict,
+                        is_generator_state_dict, is_training_checkpoint, load_checkpoint,
+                        strip_data_parallel, torch_parameter_order)
+from data_stream import (EPOCH_ORDER_STREAM, ImageStream, derived_seed, random_flip,
+                         rank_share)
+from dataset import DatasetError, UnreadableImage, check_resolutions
+from losses import LOSSES
+from model import Discriminator, StyledGenerator, size_for_step, step_for_size
+from optimizers import (EMA_DECAY, accumulate, adjust_lr, build_optimizers, copy_parameters,
+                        load_optimizer_state, load_torch_adam, optimizer_state)
+from run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, RUN_KEYS, TRAIN_STATE_FILE, Outputs,
+                        newest_training_checkpoint, run_differences, run_files)
+from schedule import Progress, ScheduleConfig, advance, schedule
+from stopping import (POOL_IGNORES, OutputFailed, StopRequest, TrainingDiverged, agree,
+                      any_process, check_finite, data_failed, mean_over_processes,
+                      output_failed)
 
-# --- the reference's hyper-parameters -----------------------------------------------------------
-R1_GAMMA = 10                 # R1 penalty: R1_GAMMA / 2 * ||grad D(real)||^2 (paper appendix C)
-WGAN_GP_LAMBDA = 10           # WGAN-GP: LAMBDA * (||grad D(x_hat)|| - 1)^2 (Gulrajani et al.)
-WGAN_DRIFT = 0.001            # WGAN-GP drift term on real scores (ProGAN section A.1)
-EMA_DECAY = 0.999             # g_running <- decay * g_running + (1 - decay) * generator
 MIXING_PROBABILITY = 0.9      # share of iterations whose fakes mix two latents (section 3.1)
-MAPPING_LR_MULT = 0.01        # the mapping network learns at lr / 100 (paper section C)
-ADAM_BETAS = (0.0, 0.99)
 
 REFERENCE_LR = 1e-3
 REFERENCE_BATCH = {4: 512, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16}   # the Jittor reference's
@@ -73,13 +72,6 @@ SCHED_LR = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}             # PyTo
 SAMPLE_GRID = {512: (8, 4), 1024: (4, 2)}     # (columns, rows) of the sample grid, PyTorch's
 DEFAULT_SAMPLE_GRID = (10, 5)
 
-# --- outputs -------------------------------------------------------------------------------------
-CHECKPOINT_DIR = "checkpoint"
-SAMPLE_DIR = "sample"
-LOG_FILE = "log.csv"
-TRAIN_STATE_FILE = "train_state.model"        # the rolling resumable checkpoint
-LOG_COLUMNS = ("iteration", "size", "alpha", "used_sample", "images", "g_loss", "d_loss",
-               "grad_penalty", "images_per_sec", "seconds")
 SPEED_WINDOW = 20             # iterations images/s is averaged over
 SAVE_MINUTES = 30             # default --save_minutes: the most a SIGKILL or power cut loses
 EXIT_USAGE = 2                # bad options or inputs, found before training (argparse's code)
@@ -87,18 +79,9 @@ EXIT_FAILURE = 1              # a failure at run time: NaN loss, unreadable imag
 EXIT_INTERRUPTED = 130        # Ctrl-C (SIGINT) or SIGUSR1
 EXIT_TERMINATED = 143         # SIGTERM (preemption, timeout, shutdown): 128 + 15
 
-# Training arguments that define a run: a resumed run takes them from its checkpoint.
-RUN_KEYS = ("init_size", "max_size", "phase", "lr", "sched", "loss", "mixing", "batch",
-            "from_rgb_activate", "code_dim", "n_mlp", "width", "seed", "fade_in_initial",
-            "ema_decay")
-
 
 class TrainError(ValueError):
     """Bad options or inputs, found before training starts (one line, names the option)."""
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; training stopped without writing the bad state."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -218,428 +201,11 @@ def training_sizes(config):
                                             step_for_size(config.max_size) + 1)]
 
 
-# ------------------------------------------------------------------------------------------------
-# The progressive-growing schedule (a pure function)
-# ------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    init_step: int
-    max_step: int
-    phase: int                      # images per half phase: fade-in, then stabilisation
-    fade_in_initial: bool = False
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where training is: ``step`` (side 4 * 2**step), ``used_sample`` (images trained on at
-    this step since it started), ``final_progress`` (the last size's phase is over: alpha stays
-    1 for good). What a checkpoint stores."""
-    step: int
-    used_sample: int = 0
-    final_progress: bool = False
-
-
-def schedule(progress, config):
-    """The reference's schedule: ``(progress, alpha, snapshot_step)`` for the next iteration.
-
-    ``progress`` is the state after the previous iteration. As in the reference, alpha is
-    min(1, (used_sample + 1) / phase), but 1 at the initial size of a fresh run and after the
-    last phase; once more than 2 x phase images were used at a step, the next iteration starts
-    the next step with alpha = 0 and used_sample = 0 (past ``max_step`` it stays there with
-    alpha = 1, ``final_progress``). ``snapshot_step`` is then the K of the reference's
-    ``train_step-K.model`` (step + 1 past the last step), else None; the caller rebuilds the data
-    loader for the returned step whenever it is not None.
-    """
-    step, used, final = progress.step, progress.used_sample, progress.final_progress
-    alpha = min(1.0, (used + 1) / config.phase)
-    if (step == config.init_step and not config.fade_in_initial) or final:
-        alpha = 1.0
-    snapshot_step = None
-    if used > 2 * config.phase:
-        used, step = 0, step + 1
-        if step > config.max_step:
-            step, final = config.max_step, True
-            snapshot_step = step + 1
-        else:
-            alpha = 0.0
-            snapshot_step = step
-    return Progress(step, used, final), alpha, snapshot_step
-
-
-def advance(progress, images):
-    """Progress after an iteration that trained on ``images`` real images."""
-    return replace(progress, used_sample=progress.used_sample + images)
-
-
-# ------------------------------------------------------------------------------------------------
-# Data: a reproducible, resumable stream of batches
-# ------------------------------------------------------------------------------------------------
-
-def derived_seed(*key):
-    """A 31-bit seed from integers (run seed, iteration, ...), well mixed by SeedSequence."""
-    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0] % 2 ** 31)
-
-
-EPOCH_ORDER_STREAM = 1  # keeps the data-order seeds apart from the per-iteration seeds
-
-
-def epoch_order(seed, epoch, n_images):
-    """Image order of data epoch ``epoch``: a permutation drawn from (seed, epoch) only."""
-    return np.random.default_rng([seed, EPOCH_ORDER_STREAM, epoch]).permutation(n_images)
-
-
-class IndexSampler:
-    """A Jittor sampler yielding a fixed list of indices (Jittor batches and shards it)."""
-
-    def __init__(self, indices):
-        self.indices = [int(i) for i in indices]
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self):
-        return len(self.indices)
-
-
-class ImageStream:
-    """Endless batches of one resolution in an order that a resumed run repeats exactly.
-
-    Epoch ``e``'s order is ``epoch_order(seed, e, n)``; ``position`` counts the images of it
-    already used, so a stream rebuilt from ``(epoch, position)`` continues with the very next
-    batch. Each data-loader rebuild of the reference (a resolution change) starts a new epoch.
-    Batches come as numpy arrays (batch, 3, H, W) in [-1, 1], not yet flipped: the caller flips
-    them with the iteration's random generator, so worker processes do not change the result.
-    """
-
-    def __init__(self, root, resolution, batch_size, seed, epoch=0, position=0, workers=0):
-        self.batch_size = batch_size
-        self.seed = seed
-        self.dataset = MultiResolutionDataset(
-            root, resolution=resolution, flip=False, batch_size=batch_size, shuffle=False,
-            drop_last=False, num_workers=workers, keep_numpy_array=True, unreadable_as_nan=True)
-        self.n_images = self.dataset.num_images
-        if position >= self.n_images:
-            epoch, position = epoch + 1, 0
-        self._start(epoch, position)
-
-    def _start(self, epoch, position):
-        self.epoch, self.position = epoch, position
-        self.order = epoch_order(self.seed, epoch, self.n_images)
-        self.dataset.set_attrs(sampler=IndexSampler(self.order[position:]))  # restarts workers
-        self._batches = iter(self.dataset)
-
-    def next(self):
-        """``(batch, images)``: this process's batch and the images all processes used.
-
-        An image that cannot be read raises UnreadableImage naming it, and the position stays
-        before this batch (the dataset hands such an image on as NaN, from worker processes
-        too, and it is read again here for the message)."""
-        try:
-            batch = next(self._batches)
-        except StopIteration:  # end of the epoch, as the reference's loader: start a new one
-            self._start(self.epoch + 1, 0)
-            batch = next(self._batches)
-        images = min(self.batch_size, self.n_images - self.position)
-        batch = np.asarray(batch, dtype=np.float32)
-        bad = np.flatnonzero(np.isnan(batch.reshape(len(batch), -1)).any(axis=1))
-        if bad.size:
-            indices = self.order[self.position:self.position + images]
-            indices = indices[rank_share(images, self.batch_size)]
-            raise self.dataset.unreadable(int(indices[bad[0]]))
-        self.position += images
-        return batch, images
-
-    def state(self):
-        return dict(epoch=self.epoch, position=self.position)
-
-    def close(self):
-        self.dataset.terminate()
-
-
-def rank_share(images, batch_size, rank=None, world_size=None):
-    """The slice of a global batch of ``images`` images that MPI process ``rank`` trains on,
-    as Jittor's Dataset shards it (``jittor/dataset/dataset.py``): a full batch in equal
-    contiguous parts, rank r taking [r b / N, (r + 1) b / N); a short last batch in parts of
-    ceil(images / N), the last ones moved back inside it (an image or two is then repeated).
-    The whole batch outside MPI."""
-    rank = jt.rank if rank is None else rank
-    world_size = jt.world_size if world_size is None else world_size
-    if images == batch_size:
-        share = batch_size // world_size
-        return slice(rank * share, (rank + 1) * share)
-    share = -(-images // world_size)
-    stop = min(rank * share + share, images)
-    return slice(stop - share, stop)
-
-
-def random_flip(batch, rng=np.random, share=None, total=None):
-    """Mirror each image left-right with probability 0.5 (RandomHorizontalFlip).
-
-    Under MPI ``batch`` is this process's ``share`` (a slice) of a global batch of ``total``
-    images: the decisions are drawn for the global batch and sliced, as one process flips it."""
-    flip = rng.random_sample(len(batch) if total is None else total) < FLIP_PROBABILITY
-    if share is not None:
-        flip = flip[share]
-    batch = batch.copy()
-    batch[flip] = batch[flip][..., ::-1]
-    return batch
-
-
-# ------------------------------------------------------------------------------------------------
-# Losses (the PyTorch original's two choices)
-# ------------------------------------------------------------------------------------------------
-
-def squared_grad_norm(output, inputs):
-    """Per-sample ||d sum(output) / d inputs||^2, differentiable again (create_graph=True)."""
-    grad = jt.grad(output.sum(), inputs)
-    return grad.reshape((grad.shape[0], -1)).sqr().sum(dim=1)
-
-
-def r1_discriminator_loss(discriminator, real, fake, step, alpha):
-    """Non-saturating loss softplus(-D(real)) + softplus(D(fake)) plus the R1 penalty
-    R1_GAMMA / 2 * E ||grad D(real)||^2. Returns (total, logged D loss, penalty)."""
-    real_scores = discriminator(real, step=step, alpha=alpha)
-    real_loss = jt.nn.softplus(-real_scores).mean()
-    penalty = R1_GAMMA / 2 * squared_grad_norm(real_scores, real).mean()
-    fake_loss = jt.nn.softplus(discriminator(fake, step=step, alpha=alpha)).mean()
-    return real_loss + penalty + fake_loss, real_loss + fake_loss, penalty
-
-
-def wgan_gp_discriminator_loss(discriminator, real, fake, step, alpha):
-    """WGAN-GP: -(E D(real) - 0.001 E D(real)^2) + E D(fake) + 10 E (||grad D(x_hat)|| - 1)^2,
-    x_hat a random blend of real and fake. Returns (total, logged D loss, penalty); the logged
-    loss is the PyTorch original's real_predict - fake_predict."""
-    real_scores = discriminator(real, step=step, alpha=alpha)
-    real_predict = real_scores.mean() - WGAN_DRIFT * real_scores.sqr().mean()
-    fake_predict = discriminator(fake, step=step, alpha=alpha).mean()
-    n = real.shape[0]  # under MPI: this process's share of the global batch's blend weights
-    eps = jt.rand(n * jt.world_size, 1, 1, 1)[jt.rank * n:(jt.rank + 1) * n]
-    x_hat = eps * real.detach() + (1 - eps) * fake.detach()
-    hat_scores = discriminator(x_hat, step=step, alpha=alpha)
-    norm = jt.sqrt(squared_grad_norm(hat_scores, x_hat))
-    penalty = WGAN_GP_LAMBDA * (norm - 1).sqr().mean()
-    return -real_predict + fake_predict + penalty, real_predict - fake_predict, penalty
-
-
-def r1_generator_loss(scores):
-    return jt.nn.softplus(-scores).mean()
-
-
-def wgan_gp_generator_loss(scores):
-    return -scores.mean()
-
-
-LOSSES = {"r1": (r1_discriminator_loss, r1_generator_loss),
-          "wgan-gp": (wgan_gp_discriminator_loss, wgan_gp_generator_loss)}
-
-
-# ------------------------------------------------------------------------------------------------
-# Networks, optimisers, moving average
-# ------------------------------------------------------------------------------------------------
-
-def mean_over_processes(*values):
-    """Scalar Vars as floats, averaged over the MPI processes (one all-reduce): what one
-    process would get on the global batch, and the same on every process, so all of them
-    take the same decisions (a NaN stops them all)."""
-    values = jt.concat([v.reshape((1,)) for v in values])
-    if jt.in_mpi:
-        values = values.mpi_all_reduce("mean")
-    return [float(v) for v in values.numpy()]
-
-
-def any_process(flag):
-    """True on every MPI process when ``flag`` is true on any of them (one all-reduce)."""
-    if not jt.in_mpi:
-        return flag
-    return jt.array([float(flag)]).mpi_all_reduce("add").item() > 0
-
-
-def accumulate(target, source, decay=EMA_DECAY):
-    """target <- decay * target + (1 - decay) * source, parameter by parameter (the reference's)."""
-    source_params = dict(source.named_parameters())
-    for name, param in target.named_parameters():
-        param.update(param * decay + (1 - decay) * source_params[name].detach())
-
-
-def copy_parameters(target, source):
-    """target <- source exactly (the reference's ``accumulate(g_running, generator, 0)``)."""
-    target.load_parameters({name: p.numpy() for name, p in source.named_parameters()})
-
-
-def build_optimizers(generator, discriminator, lr):
-    """Adam (betas 0, 0.99) for both; the mapping network in its own group at lr / 100."""
-    g_optimizer = jt.optim.Adam(generator.generator.parameters(), lr=lr, betas=ADAM_BETAS)
-    g_optimizer.add_param_group({"params": generator.style.parameters(),
-                                 "lr": lr * MAPPING_LR_MULT, "mult": MAPPING_LR_MULT})
-    d_optimizer = jt.optim.Adam(discriminator.parameters(), lr=lr, betas=ADAM_BETAS)
-    return g_optimizer, d_optimizer
-
-
-def adjust_lr(optimizer, lr):
-    """Set every group's lr to ``lr`` times its ``mult`` (the PyTorch original's adjust_lr)."""
-    optimizer.lr = lr
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("mult", 1)
-
-
-OPTIMIZER_STATE_KEYS = ("m", "values")  # Adam's first and second moments, per parameter
-
-
-def optimizer_state(optimizer):
-    """Jittor's ``Optimizer.state_dict()`` without the copies of the parameters and gradients
-    it carries (``load_state_dict`` ignores those anyway)."""
-    defaults = dict(optimizer.state_dict()["defaults"])
-    defaults["param_groups"] = [{k: v for k, v in group.items() if k not in ("params", "grads")}
-                                for group in optimizer.param_groups]
-    return {"defaults": defaults}
-
-
-def load_optimizer_state(optimizer, state, what):
-    """``optimizer.load_state_dict(state)`` after checking that it fits; CheckpointError if not."""
-    try:
-        groups = state["defaults"]["param_groups"]
-        if len(groups) != len(optimizer.param_groups):
-            raise ValueError(f"{len(groups)} parameter groups, expected "
-                             f"{len(optimizer.param_groups)}")
-        for saved, group in zip(groups, optimizer.param_groups):
-            for key in OPTIMIZER_STATE_KEYS:
-                shapes = [tuple(np.shape(v)) for v in saved[key]]
-                if shapes != [tuple(p.shape) for p in group["params"]]:
-                    raise ValueError(f"its {key!r} state does not fit the parameters")
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{what} does not fit: {error}") from None
-    optimizer.load_state_dict(state)
-
-
-def load_torch_adam(optimizer, network, torch_state, group_names, what):
-    """Load the moments of a PyTorch Adam state into ``optimizer`` (Jittor Adam over
-    ``network``'s parameters), mapped by parameter name (see checkpoint.torch_adam_moments);
-    parameters without a torch state start at zero. Returns a one-line report; CheckpointError
-    when the state does not map. Torch counts steps per parameter, Jittor once per optimizer:
-    when the counts differ the largest is used, and the report says so."""
-    names = {id(p): n for n, p in network.named_parameters()}
-    shapes = {n: tuple(p.shape) for n, p in network.named_parameters()}
-    try:
-        moments, steps = torch_adam_moments(torch_state, group_names, shapes)
-    except CheckpointError as error:
-        raise CheckpointError(f"{what} cannot be mapped: {error}") from None
-    state = optimizer_state(optimizer)
-    total = 0
-    for saved, group in zip(state["defaults"]["param_groups"], optimizer.param_groups):
-        zeros = [np.zeros(tuple(p.shape), np.float32) for p in group["params"]]
-        pairs = [moments.get(names[id(p)], (z, z)) for p, z in zip(group["params"], zeros)]
-        saved["m"] = [m for m, _ in pairs]
-        saved["values"] = [v for _, v in pairs]
-        total += len(pairs)
-    state["defaults"]["n_step"] = steps[-1] if steps else 0
-    load_optimizer_state(optimizer, state, what)
-    report = (f"{what}: Adam moments of {len(moments)} of {total} parameters loaded "
-              f"(step {state['defaults']['n_step']})")
-    if len(steps) > 1:
-        report += (f"; its step counts range {steps[0]}..{steps[-1]} and Jittor's Adam keeps one: "
-                   f"{steps[-1]} for all")
-    return report
-
-
 def build_networks(config):
     generator = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
     discriminator = Discriminator(from_rgb_activate=config.from_rgb_activate, width=config.width)
     g_running = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
     return generator, discriminator, g_running
-
-
-# ------------------------------------------------------------------------------------------------
-# Outputs: every file is written by one process (rank 0) through this class
-# ------------------------------------------------------------------------------------------------
-
-class Outputs:
-    """``out/checkpoint/``, ``out/sample/`` and ``out/log.csv``; no-ops off rank 0.
-
-    The Jittor reference writes to a hard-coded ``FFHQ/checkpoint`` and ``FFHQ/sample``; the
-    PyTorch original to ``checkpoint/`` and ``sample/`` in the working directory, which is what
-    the default ``--out .`` gives.
-
-    Every file is written atomically (``atomic.atomic_write``), so a crash or a full disk never
-    leaves a partial file. A write that fails (full disk, read-only folder) does not raise: the
-    first failure is kept in ``error`` (a one-line ``WriteError``) and later writes are skipped,
-    so the training loop can stop every MPI process together (see ``train``)."""
-
-    def __init__(self, out, writer=None):
-        self.out = out
-        self.writer = jt.rank == 0 if writer is None else writer
-        self.checkpoint_dir = os.path.join(out, CHECKPOINT_DIR)
-        self.sample_dir = os.path.join(out, SAMPLE_DIR)
-        self.log_path = os.path.join(out, LOG_FILE)
-        self._log = None
-        self.error = None
-
-    def _fail(self, path, error):
-        if self.error is None:
-            self.error = write_error(path, error)
-
-    def prepare(self, resumed_iteration):
-        """Create the folders; start log.csv, or on resume keep its rows up to the checkpoint."""
-        if not self.writer:
-            return
-        try:
-            for folder in (self.out, self.checkpoint_dir, self.sample_dir):
-                make_folder(folder)
-            rows = []
-            if resumed_iteration and os.path.isfile(self.log_path):
-                with open(self.log_path, newline="") as f:
-                    rows = [row for row in csv.DictReader(f)
-                            if row.get("iteration", "").isdigit()
-                            and int(row["iteration"]) <= resumed_iteration]
-            with atomic_write(self.log_path) as temporary:
-                with open(temporary, "w", newline="") as f:
-                    writer = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
-                    writer.writeheader()
-                    writer.writerows(rows)
-            self._log = open(self.log_path, "a", newline="")
-            self._log_writer = csv.DictWriter(self._log, LOG_COLUMNS)
-        except OSError as error:
-            self._fail(self.log_path, error)
-
-    def log(self, row):
-        if self._log is not None and self.error is None:
-            try:
-                self._log_writer.writerow(row)
-                self._log.flush()
-            except OSError as error:
-                self._fail(self.log_path, error)
-
-    def close(self):
-        if self._log is not None:
-            log, self._log = self._log, None
-            try:
-                log.close()
-            except OSError as error:
-                self._fail(self.log_path, error)
-
-    def save(self, obj, name):
-        """Atomically write a checkpoint ``out/checkpoint/<name>``; returns its path, or None
-        when writing it failed (then ``error`` says why and the previous file is intact)."""
-        path = os.path.join(self.checkpoint_dir, name)
-        if self.writer:
-            if self.error is not None:
-                return None
-            try:
-                atomic_save(obj, path)
-            except OSError as error:
-                self._fail(path, error)
-                return None
-        return path
-
-    def sample(self, images, iteration, nrow):
-        """Write the sample grid ``out/sample/NNNNNN.png`` (atomically)."""
-        path = os.path.join(self.sample_dir, f"{iteration:06d}.png")
-        if self.writer and self.error is None:
-            try:
-                save_image_grid(images, path, nrow=nrow)
-            except OSError as error:
-                self._fail(path, error)
-        return path
 
 
 # ------------------------------------------------------------------------------------------------
@@ -920,101 +486,6 @@ class Trainer:
 # The training loop
 # ------------------------------------------------------------------------------------------------
 
-class StopRequest:
-    """First Ctrl-C, SIGTERM or SIGUSR1: finish the iteration, save, stop. A second Ctrl-C stops
-    at once; a second SIGTERM is ignored (under SLURM a rank may get one from the scheduler and
-    one forwarded by mpirun; the scheduler's SIGKILL after its grace period ends it anyway).
-
-    Under mpirun, Ctrl-C ends the job at once (mpirun sends SIGTERM, then SIGKILL 1 s later unless
-    ``OMPI_MCA_odls_base_sigkill_timeout`` gives more), but mpirun forwards SIGUSR1 to every
-    process: ``kill -USR1 <mpirun's pid>`` stops an MPI run cleanly. ``signum`` is the signal
-    received (the first one)."""
-
-    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1")
-                    if hasattr(signal, name))
-
-    def __init__(self):
-        self.requested = False
-        self.signum = None
-        self._previous = {}
-        self._pid = os.getpid()
-
-    def __enter__(self):
-        try:
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        return self
-
-    def _handle(self, signum, frame):
-        if os.getpid() != self._pid:  # a worker forked from this process: not its business,
-            if signum == getattr(signal, "SIGTERM", None):  # but Jittor ends its data workers
-                signal.signal(signum, signal.SIG_DFL)       # with SIGTERM: die of it, as
-                os.kill(os.getpid(), signum)                # Jittor expects
-            return
-        first = not self.requested
-        self.requested = True
-        self.signum = self.signum or signum
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        if jt.rank == 0 and first:
-            name = signal.Signals(signum).name
-            tqdm.write(f"{name}: saving a checkpoint after this iteration "
-                       "(Ctrl-C again to quit without saving)", file=sys.stderr)
-
-    def __exit__(self, *exc):
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        return False
-
-
-def check_finite(result, trainer):
-    for name, value in (("discriminator", result.d_loss), ("generator", result.g_loss),
-                        ("gradient penalty", result.grad_penalty)):
-        if not math.isfinite(value):
-            if trainer.last_checkpoint is not None:
-                kept = (f"the last good checkpoint is {trainer.last_checkpoint[0]} "
-                        f"(iteration {trainer.last_checkpoint[1]})")
-            else:
-                kept = "no checkpoint was written yet"
-            raise TrainingDiverged(f"iteration {result.iteration}: the {name} loss is {value}; "
-                                   f"training stopped, {kept}; try a lower --lr")
-
-
-def agree(*flags):
-    """Each flag made true on every MPI process when it is true on any (one all-reduce)."""
-    if not jt.in_mpi:
-        return [bool(flag) for flag in flags]
-    summed = jt.array([float(bool(flag)) for flag in flags]).mpi_all_reduce("add").numpy()
-    return [bool(value > 0) for value in summed]
-
-
-class OutputFailed(RuntimeError):
-    """An output could not be written mid-run (full disk, ...): one line, the run stopped."""
-
-
-def _kept(trainer):
-    if trainer.last_checkpoint is not None:
-        return (f"the last checkpoint, {trainer.last_checkpoint[0]} (iteration "
-                f"{trainer.last_checkpoint[1]}), is intact")
-    return "no checkpoint was written yet"
-
-
-def _output_failed(outputs, trainer):
-    if outputs.error is not None:
-        return OutputFailed(f"{outputs.error}; training stopped, {_kept(trainer)}: resume with "
-                            f"--resume once it can be written")
-    return OutputFailed("rank 0 could not write its outputs (it says why); training stopped")
-
-
-def _data_failed(error, trainer, saved):
-    where = (f"the state after iteration {trainer.iteration} is saved in {saved}"
-             if saved else _kept(trainer))
-    return UnreadableImage(error.path, f"{error}; training stopped, {where}: then resume with "
-                                       f"--resume (the same command)")
-
-
 def train(config, checkpoint=None, trainer=None):
     """Train until ``config.iter`` iterations; returns the Trainer. ``checkpoint`` is the loaded
     ``--ckpt`` dict, if any. Raises TrainingDiverged on a NaN/inf loss, OutputFailed when an
@@ -1048,7 +519,7 @@ def train(config, checkpoint=None, trainer=None):
                 try:
                     result = trainer.train_iteration()
                 except UnreadableImage as error:  # the state before the iteration: save it
-                    raise _data_failed(error, trainer, trainer.save_train_state()) from None
+                    raise data_failed(error, trainer, trainer.save_train_state()) from None
                 check_finite(result, trainer)
                 seconds = time.perf_counter() - started
                 speed.append((result.images, seconds))
@@ -1080,7 +551,7 @@ def train(config, checkpoint=None, trainer=None):
                     outputs.error is not None, stop.requested,
                     stop.signum == getattr(signal, "SIGTERM", None), due)
                 if failed:
-                    raise _output_failed(outputs, trainer)
+                    raise output_failed(outputs, trainer)
                 if (stop_now or save_now) and not saved:
                     trainer.save_train_state()
                 if stop_now:
@@ -1091,7 +562,7 @@ def train(config, checkpoint=None, trainer=None):
                 if trainer.last_checkpoint is None or trainer.last_checkpoint[1] != trainer.iteration:
                     trainer.save_train_state()
             if outputs.error is not None:
-                raise _output_failed(outputs, trainer)
+                raise output_failed(outputs, trainer)
     finally:
         bar.close()
         outputs.close()
@@ -1171,66 +642,6 @@ def snapshot_config(config, ckpt):
 # ------------------------------------------------------------------------------------------------
 # Run folders: --resume, and never writing one run over another
 # ------------------------------------------------------------------------------------------------
-
-RUN_FILE_NAMES = re.compile(r"^(train_state|train_step-\d+|\d+)\.model$")
-IDENTITY_KEYS = tuple(key for key in RUN_KEYS if key != "fade_in_initial")
-# What Jittor's compiler processes ignore, so that a signal sent to the whole process group
-# reaches the training loop alone. Not SIGTERM: Jittor ends those processes with it (pool
-# cleanup), so they must keep dying of it (see docs/long_runs.md for what that means).
-POOL_IGNORES = ("SIGINT", "SIGUSR1")
-
-
-def run_files(out):
-    """The files in ``out`` that a training run wrote: ``checkpoint/*.model`` of train.py's
-    names, and ``log.csv`` when it holds a row."""
-    folder = os.path.join(out, CHECKPOINT_DIR)
-    found = []
-    if os.path.isdir(folder):
-        found = [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-                 if RUN_FILE_NAMES.match(name)]
-    log = os.path.join(out, LOG_FILE)
-    try:
-        with open(log, newline="") as f:
-            if len(f.readline()) and len(f.readline()):
-                found.append(log)
-    except OSError:
-        pass
-    return found
-
-
-def newest_training_checkpoint(out):
-    """``(path, checkpoint)``: the newest (by time written) training checkpoint in
-    ``out/checkpoint`` (``train_state.model`` or ``train_step-K.model``) that loads; None if
-    there is none. Damaged ones are passed over with a note."""
-    folder = os.path.join(out, CHECKPOINT_DIR)
-    candidates = [path for path in run_files(out) if os.path.dirname(path) == folder
-                  and not os.path.basename(path)[:1].isdigit()]
-    for path in sorted(candidates, key=lambda p: os.stat(p).st_mtime_ns, reverse=True):
-        try:
-            obj = load_checkpoint(path)
-        except CheckpointError as error:
-            if jt.rank == 0:
-                print(f"train.py: note: --resume passes over {error}", file=sys.stderr)
-            continue
-        if is_training_checkpoint(obj) and isinstance(obj.get("args"), dict):
-            return path, obj
-    return None
-
-
-def run_differences(config, saved):
-    """How the run of a checkpoint's ``args`` (``saved``) differs from ``config``: a list of
-    'key there, here' strings for the run-defining options and the data folder (the seed only
-    when ``config`` has one)."""
-    differences = []
-    for key in IDENTITY_KEYS:
-        if key == "seed" and config.seed is None:
-            continue
-        if key in saved and saved[key] != getattr(config, key):
-            differences.append(f"{key} {saved[key]!r} there, {getattr(config, key)!r} here")
-    if "path" in saved and os.path.realpath(str(saved["path"])) != os.path.realpath(config.path):
-        differences.append(f"data {saved['path']} there, {config.path} here")
-    return differences
-
 
 def resume_from_out(config):
     """--resume: ``(config, checkpoint, finished)`` continuing ``config.out``'s newest training

@@ -23,7 +23,8 @@ import jittor as jt
 import train
 from checkpoint import load_checkpoint
 from dataset import UnreadableImage
-from train import OutputFailed, TrainError, build_parser, cli, main
+from stopping import OutputFailed
+from train import TrainError, build_parser, cli, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_IMAGES = 16

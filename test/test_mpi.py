@@ -27,7 +27,9 @@ from PIL import Image
 import jittor as jt
 import model
 import train
-from train import ImageStream, TrainError, TrainConfig, build_parser, rank_share, validate
+from data_stream import ImageStream, rank_share
+from run_folder import LOG_FILE
+from train import TrainError, TrainConfig, build_parser, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "test", "mpi_train_run.py")
@@ -85,7 +87,7 @@ def load(dump, run, rank):
 
 
 def read_log(out):
-    with open(os.path.join(out, train.LOG_FILE)) as f:
+    with open(os.path.join(out, LOG_FILE)) as f:
         return f.read().splitlines()[1:]
 
 
@@ -223,7 +225,7 @@ def children(pid):
 def log_losses(out):
     """(g_loss, d_loss, grad_penalty) of each row of log.csv."""
     import csv
-    with open(os.path.join(out, train.LOG_FILE), newline="") as f:
+    with open(os.path.join(out, LOG_FILE), newline="") as f:
         return np.array([[float(r["g_loss"]), float(r["d_loss"]), float(r["grad_penalty"])]
                          for r in csv.DictReader(f)])
 
@@ -242,7 +244,7 @@ def test_sigterm_to_every_rank_saves_exits_143_and_resume_continues(mpi_run, dat
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + MPI_TIMEOUT
     try:
-        while not (os.path.isfile(out / train.LOG_FILE) and read_log(out)):
+        while not (os.path.isfile(out / LOG_FILE) and read_log(out)):
             assert job.poll() is None, job.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "no iteration logged in time"
             time.sleep(0.05)

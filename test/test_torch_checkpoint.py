@@ -22,7 +22,8 @@ from checkpoint import (CheckpointError, UnsafeCheckpointError, atomic_save, fil
                         load_checkpoint, load_generator, read_file, torch_generator_state_dict,
                         write_torch_file)
 from model import Blur, StyledGenerator
-from train import MAPPING_LR_MULT, TrainConfig, Trainer
+from optimizers import MAPPING_LR_MULT
+from train import TrainConfig, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -18,8 +18,10 @@ import train
 from checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save,
                         is_training_checkpoint, load_checkpoint, load_generator)
 from dataset import DatasetError
-from train import (EMA_DECAY, MAPPING_LR_MULT, Progress, ScheduleConfig, TrainConfig, Trainer,
-                   TrainError, TrainingDiverged, advance, build_parser, main, schedule)
+from optimizers import EMA_DECAY, MAPPING_LR_MULT
+from schedule import Progress, ScheduleConfig, advance, schedule
+from stopping import TrainingDiverged
+from train import TrainConfig, Trainer, TrainError, build_parser, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_IMAGES = 16

@@ -1,0 +1,101 @@
+"""The optimisers of the reference and their state: Adam (betas 0, 0.99) for both networks, the
+mapping network at lr / 100, the generator's moving average ``g_running`` (``accumulate``), and
+the optimiser state a training checkpoint holds (Jittor's, or mapped from a PyTorch Adam).
+"""
+import numpy as np
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+
+from checkpoint import CheckpointError, torch_adam_moments
+
+EMA_DECAY = 0.999             # g_running <- decay * g_running + (1 - decay) * generator
+MAPPING_LR_MULT = 0.01        # the mapping network learns at lr / 100 (paper section C)
+ADAM_BETAS = (0.0, 0.99)
+
+
+def accumulate(target, source, decay=EMA_DECAY):
+    """target <- decay * target + (1 - decay) * source, parameter by parameter (the reference's)."""
+    source_params = dict(source.named_parameters())
+    for name, param in target.named_parameters():
+        param.update(param * decay + (1 - decay) * source_params[name].detach())
+
+
+def copy_parameters(target, source):
+    """target <- source exactly (the reference's ``accumulate(g_running, generator, 0)``)."""
+    target.load_parameters({name: p.numpy() for name, p in source.named_parameters()})
+
+
+def build_optimizers(generator, discriminator, lr):
+    """Adam (betas 0, 0.99) for both; the mapping network in its own group at lr / 100."""
+    g_optimizer = jt.optim.Adam(generator.generator.parameters(), lr=lr, betas=ADAM_BETAS)
+    g_optimizer.add_param_group({"params": generator.style.parameters(),
+                                 "lr": lr * MAPPING_LR_MULT, "mult": MAPPING_LR_MULT})
+    d_optimizer = jt.optim.Adam(discriminator.parameters(), lr=lr, betas=ADAM_BETAS)
+    return g_optimizer, d_optimizer
+
+
+def adjust_lr(optimizer, lr):
+    """Set every group's lr to ``lr`` times its ``mult`` (the PyTorch original's adjust_lr)."""
+    optimizer.lr = lr
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("mult", 1)
+
+
+OPTIMIZER_STATE_KEYS = ("m", "values")  # Adam's first and second moments, per parameter
+
+
+def optimizer_state(optimizer):
+    """Jittor's ``Optimizer.state_dict()`` without the copies of the parameters and gradients
+    it carries (``load_state_dict`` ignores those anyway)."""
+    defaults = dict(optimizer.state_dict()["defaults"])
+    defaults["param_groups"] = [{k: v for k, v in group.items() if k not in ("params", "grads")}
+                                for group in optimizer.param_groups]
+    return {"defaults": defaults}
+
+
+def load_optimizer_state(optimizer, state, what):
+    """``optimizer.load_state_dict(state)`` after checking that it fits; CheckpointError if not."""
+    try:
+        groups = state["defaults"]["param_groups"]
+        if len(groups) != len(optimizer.param_groups):
+            raise ValueError(f"{len(groups)} parameter groups, expected "
+                             f"{len(optimizer.param_groups)}")
+        for saved, group in zip(groups, optimizer.param_groups):
+            for key in OPTIMIZER_STATE_KEYS:
+                shapes = [tuple(np.shape(v)) for v in saved[key]]
+                if shapes != [tuple(p.shape) for p in group["params"]]:
+                    raise ValueError(f"its {key!r} state does not fit the parameters")
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{what} does not fit: {error}") from None
+    optimizer.load_state_dict(state)
+
+
+def load_torch_adam(optimizer, network, torch_state, group_names, what):
+    """Load the moments of a PyTorch Adam state into ``optimizer`` (Jittor Adam over
+    ``network``'s parameters), mapped by parameter name (see checkpoint.torch_adam_moments);
+    parameters without a torch state start at zero. Returns a one-line report; CheckpointError
+    when the state does not map. Torch counts steps per parameter, Jittor once per optimizer:
+    when the counts differ the largest is used, and the report says so."""
+    names = {id(p): n for n, p in network.named_parameters()}
+    shapes = {n: tuple(p.shape) for n, p in network.named_parameters()}
+    try:
+        moments, steps = torch_adam_moments(torch_state, group_names, shapes)
+    except CheckpointError as error:
+        raise CheckpointError(f"{what} cannot be mapped: {error}") from None
+    state = optimizer_state(optimizer)
+    total = 0
+    for saved, group in zip(state["defaults"]["param_groups"], optimizer.param_groups):
+        zeros = [np.zeros(tuple(p.shape), np.float32) for p in group["params"]]
+        pairs = [moments.get(names[id(p)], (z, z)) for p, z in zip(group["params"], zeros)]
+        saved["m"] = [m for m, _ in pairs]
+        saved["values"] = [v for _, v in pairs]
+        total += len(pairs)
+    state["defaults"]["n_step"] = steps[-1] if steps else 0
+    load_optimizer_state(optimizer, state, what)
+    report = (f"{what}: Adam moments of {len(moments)} of {total} parameters loaded "
+              f"(step {state['defaults']['n_step']})")
+    if len(steps) > 1:
+        report += (f"; its step counts range {steps[0]}..{steps[-1]} and Jittor's Adam keeps one: "
+                   f"{steps[-1]} for all")
+    return report
