@@ -259,7 +259,7 @@ def time_inference(size, batch, width, code_dim, iters):
 
 
 class RandomImages:
-    """Stands in for ``train.ImageStream``: batches of uniform random images in [-1, 1]."""
+    """Stands in for ``data_stream.ImageStream``: batches of uniform random images in [-1, 1]."""
 
     def __init__(self, size, batch_size, seed=0):
         self.size, self.batch_size = size, batch_size

@@ -131,7 +131,7 @@ class MultiResolutionDataset(Dataset):
     An image that cannot be read raises ``UnreadableImage`` naming it; with the attribute
     ``unreadable_as_nan`` it comes back as an array of NaN instead, so that a Jittor worker
     process (which would print a traceback and send SIGINT to its parent) hands it on and the
-    main process says which file it was (``unreadable``), as train.py's ImageStream does.
+    main process says which file it was (``unreadable``), as data_stream.py's ImageStream does.
     """
 
     unreadable_as_nan = False

@@ -7,7 +7,7 @@ import numpy as np
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
-from checkpoint import CheckpointError, torch_adam_moments
+from checkpoint import CheckpointError, torch_adam_moments, torch_parameter_order
 
 EMA_DECAY = 0.999             # g_running <- decay * g_running + (1 - decay) * generator
 MAPPING_LR_MULT = 0.01        # the mapping network learns at lr / 100 (paper section C)
@@ -99,3 +99,25 @@ def load_torch_adam(optimizer, network, torch_state, group_names, what):
         report += (f"; its step counts range {steps[0]}..{steps[-1]} and Jittor's Adam keeps one: "
                    f"{steps[-1]} for all")
     return report
+
+
+def torch_adam_reports(ckpt, path, generator, discriminator, g_optimizer, d_optimizer):
+    """Load the PyTorch original's Adam states of the training snapshot ``ckpt`` (its
+    ``g_optimizer`` and ``d_optimizer``, where it has them) into ``g_optimizer`` and
+    ``d_optimizer``, with the parameter groups the original builds; yields a one-line report per
+    optimiser, loaded or left with fresh moments (a note)."""
+    g_order = torch_parameter_order(ckpt["generator"],
+                                    {n for n, _ in generator.named_parameters()})
+    d_order = torch_parameter_order(ckpt["discriminator"],
+                                    {n for n, _ in discriminator.named_parameters()})
+    for name, optimizer, network, groups in (
+            ("g_optimizer", g_optimizer, generator,        # as the original builds it:
+             [[n for n in g_order if n.startswith("generator.")],   # synthesis network,
+              [n for n in g_order if n.startswith("style.")]]),    # then mapping (lr / 100)
+            ("d_optimizer", d_optimizer, discriminator, [d_order])):
+        if name not in ckpt:
+            continue
+        try:
+            yield load_torch_adam(optimizer, network, ckpt[name], groups, f"{path}: its {name}")
+        except CheckpointError as error:
+            yield f"note: {error}; continuing with fresh Adam moments"

@@ -14,8 +14,15 @@ samples and the ``NNNNNN.model`` files come from.
 
 Beyond the reference: every run is reproducible from ``--seed`` and resumable exactly from its
 training checkpoint (see ``Trainer``), outputs go under ``--out``, every write is atomic, and a
-NaN/inf loss or Ctrl-C stops cleanly. The progressive schedule is the pure function
-``schedule``; ``train(config)`` is the plain-values core that ``main(args)`` calls.
+NaN/inf loss or Ctrl-C stops cleanly. ``train(config)`` is the plain-values core that
+``main(args)`` calls.
+
+The parts of the loop live beside this file: ``schedule.py`` (the progressive schedule, a pure
+function of the images used), ``losses.py`` (R1 and WGAN-GP), ``data_stream.py`` (the
+reproducible, resumable batches), ``optimizers.py`` (Adam, the moving average, optimiser
+state), ``run_folder.py`` (what a run writes under ``--out``, and which run a folder holds) and
+``stopping.py`` (signals, NaN losses, failed writes). Here: the configuration, ``Trainer`` (one
+iteration), ``train`` (the loop) and the command line.
 
 ``mpirun -np N python train.py data ...`` trains one model on N processes with Jittor's own
 MPI data parallelism: the batch is global, each process trains on its share of it (as Jittor's
@@ -47,14 +54,14 @@ from tqdm import tqdm  # noqa: E402
 from atomic import WriteError
 from checkpoint import (CheckpointError, describe_object, generator_config, generator_state_dict,
                         is_generator_state_dict, is_training_checkpoint, load_checkpoint,
-                        strip_data_parallel, torch_parameter_order)
+                        strip_data_parallel)
 from data_stream import (EPOCH_ORDER_STREAM, ImageStream, derived_seed, random_flip,
                          rank_share)
 from dataset import DatasetError, UnreadableImage, check_resolutions
 from losses import LOSSES
 from model import Discriminator, StyledGenerator, size_for_step, step_for_size
 from optimizers import (EMA_DECAY, accumulate, adjust_lr, build_optimizers, copy_parameters,
-                        load_optimizer_state, load_torch_adam, optimizer_state)
+                        load_optimizer_state, optimizer_state, torch_adam_reports)
 from run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, RUN_KEYS, TRAIN_STATE_FILE, Outputs,
                         newest_training_checkpoint, run_differences, run_files)
 from schedule import Progress, ScheduleConfig, advance, schedule
@@ -62,6 +69,7 @@ from stopping import (POOL_IGNORES, OutputFailed, StopRequest, TrainingDiverged,
                       any_process, check_finite, data_failed, mean_over_processes,
                       output_failed)
 
+# --- the reference's hyper-parameters (the losses' and optimisers' are in their modules) ---------
 MIXING_PROBABILITY = 0.9      # share of iterations whose fakes mix two latents (section 3.1)
 
 REFERENCE_LR = 1e-3
@@ -72,6 +80,7 @@ SCHED_LR = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}             # PyTo
 SAMPLE_GRID = {512: (8, 4), 1024: (4, 2)}     # (columns, rows) of the sample grid, PyTorch's
 DEFAULT_SAMPLE_GRID = (10, 5)
 
+# --- reporting and exit codes --------------------------------------------------------------------
 SPEED_WINDOW = 20             # iterations images/s is averaged over
 SAVE_MINUTES = 30             # default --save_minutes: the most a SIGKILL or power cut loses
 EXIT_USAGE = 2                # bad options or inputs, found before training (argparse's code)
@@ -201,16 +210,16 @@ def training_sizes(config):
                                             step_for_size(config.max_size) + 1)]
 
 
+# ------------------------------------------------------------------------------------------------
+# The trainer
+# ------------------------------------------------------------------------------------------------
+
 def build_networks(config):
     generator = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
     discriminator = Discriminator(from_rgb_activate=config.from_rgb_activate, width=config.width)
     g_running = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
     return generator, discriminator, g_running
 
-
-# ------------------------------------------------------------------------------------------------
-# The trainer
-# ------------------------------------------------------------------------------------------------
 
 @dataclass
 class IterationResult:
@@ -274,8 +283,7 @@ class Trainer:
     # --- checkpoints ---------------------------------------------------------------------------
     def state(self):
         """The training checkpoint (format: checkpoint.py's docstring) of the current state."""
-        data = (self.stream.state() if self.stream is not None
-                else dict(epoch=self.data_epoch, position=self.data_position))
+        data = self._data_state()
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -330,22 +338,8 @@ class Trainer:
                 raise CheckpointError(f"{path}: its {name} does not fit --width "
                                       f"{self.config.width} --code_dim {self.config.code_dim} "
                                       f"--n_mlp {self.config.n_mlp}: {error}") from None
-        g_names = {n for n, _ in self.generator.named_parameters()}
-        g_order = torch_parameter_order(ckpt["generator"], g_names)
-        d_order = torch_parameter_order(ckpt["discriminator"],
-                                        {n for n, _ in self.discriminator.named_parameters()})
-        for name, optimizer, network, groups in (
-                ("g_optimizer", self.g_optimizer, self.generator,   # as the original builds it:
-                 [[n for n in g_order if n.startswith("generator.")],   # synthesis network,
-                  [n for n in g_order if n.startswith("style.")]]),    # then mapping (lr / 100)
-                ("d_optimizer", self.d_optimizer, self.discriminator, [d_order])):
-            if name not in ckpt:
-                continue
-            try:
-                message = load_torch_adam(optimizer, network, ckpt[name], groups,
-                                          f"{path}: its {name}")
-            except CheckpointError as error:
-                message = f"note: {error}; continuing with fresh Adam moments"
+        for message in torch_adam_reports(ckpt, path, self.generator, self.discriminator,
+                                          self.g_optimizer, self.d_optimizer):
             if jt.rank == 0:
                 print(f"train.py: {message}", file=sys.stderr)
 
@@ -359,6 +353,12 @@ class Trainer:
         return path
 
     # --- one iteration -------------------------------------------------------------------------
+    def _data_state(self):
+        """The data order's position: the stream's, or the checkpoint's before it opens."""
+        if self.stream is not None:
+            return self.stream.state()
+        return dict(epoch=self.data_epoch, position=self.data_position)
+
     def _open_stream(self, step, new_epoch):
         """Data at ``step``: the checkpoint's epoch and position when the run (re)starts, a new
         epoch when the reference rebuilds its loader (a resolution change)."""
@@ -401,12 +401,9 @@ class Trainer:
             self.stream = None
         self.data_epoch, self.data_position = data["epoch"], data["position"]
 
-    def train_iteration(self):
-        """One iteration of the reference's loop: schedule, D step, G step, EMA."""
-        i = self.iteration
-        jt.set_global_seed(derived_seed(self.seed, i), different_seed_for_mpi=False)
-        before = (self.progress, self.stream.state() if self.stream is not None
-                  else dict(epoch=self.data_epoch, position=self.data_position))
+    def _enter_schedule(self):
+        """The reference's schedule for this iteration (``progress`` is set); at a new size,
+        first its snapshot and a new data loader. Returns alpha."""
         progress, alpha, snapshot_step = schedule(self.progress, self.config.schedule_config)
         if snapshot_step is not None:
             # the reference saves the state reached so far, then reloads data at the new size
@@ -415,14 +412,18 @@ class Trainer:
         elif self.stream is None:
             self._open_stream(progress.step, new_epoch=False)
         self.progress = progress
-        step = progress.step
+        return alpha
 
+    def _real_images(self, before):
+        """``(real, images, share)``: this process's ``share`` of the next global batch of
+        ``images``, flipped. An image that cannot be read, on any process, stops every process
+        before the D step (UnreadableImage), back at the state ``before`` the iteration."""
         try:
             batch, images = self.stream.next()  # under MPI: this process's share of the batch
             unreadable = None
         except UnreadableImage as error:
             unreadable = error
-        if any_process(unreadable is not None):  # every MPI process stops before the D step
+        if any_process(unreadable is not None):
             self._undo_iteration(*before)
             if unreadable is None:
                 raise UnreadableImage(None, "another MPI process could not read an image (its "
@@ -431,7 +432,15 @@ class Trainer:
                 print(f"train.py: rank {jt.rank}: {unreadable}", file=sys.stderr, flush=True)
             raise unreadable
         share = rank_share(images, self.stream.batch_size)
-        real = jt.array(random_flip(batch, share=share, total=images))
+        return jt.array(random_flip(batch, share=share, total=images)), images, share
+
+    def train_iteration(self):
+        """One iteration of the reference's loop: schedule, D step, G step, EMA."""
+        jt.set_global_seed(derived_seed(self.seed, self.iteration), different_seed_for_mpi=False)
+        before = (self.progress, self._data_state())
+        alpha = self._enter_schedule()
+        step = self.progress.step
+        real, images, share = self._real_images(before)
         gen_in1, gen_in2 = self._latents(images, share)
         noise1, noise2 = self._noise(step, images, share)
 
@@ -452,7 +461,7 @@ class Trainer:
 
         self.progress = advance(self.progress, images)
         self.alpha = alpha
-        self.iteration = i + 1
+        self.iteration += 1
         return IterationResult(self.iteration, size_for_step(step), alpha, images,
                                *mean_over_processes(g_loss, d_loss, penalty))
 
@@ -486,6 +495,68 @@ class Trainer:
 # The training loop
 # ------------------------------------------------------------------------------------------------
 
+class IterationReport:
+    """Each iteration's row of log.csv and line of the progress bar (rank 0), with images/s
+    averaged over the last SPEED_WINDOW iterations."""
+
+    def __init__(self, config, trainer):
+        self.outputs = trainer.outputs
+        self.bar = tqdm(total=config.iter, initial=trainer.iteration,
+                        disable=not self.outputs.writer, dynamic_ncols=True)
+        self.speed = deque(maxlen=SPEED_WINDOW)
+
+    def add(self, result, used_sample, seconds):
+        self.speed.append((result.images, seconds))
+        images_per_sec = (sum(n for n, _ in self.speed)
+                          / max(sum(t for _, t in self.speed), 1e-9))
+        self.outputs.log(dict(iteration=result.iteration, size=result.size,
+                              alpha=f"{result.alpha:.6f}", used_sample=used_sample,
+                              images=result.images, g_loss=f"{result.g_loss:.6f}",
+                              d_loss=f"{result.d_loss:.6f}",
+                              grad_penalty=f"{result.grad_penalty:.6f}",
+                              images_per_sec=f"{images_per_sec:.2f}", seconds=f"{seconds:.4f}"))
+        self.bar.set_description(
+            f"Size: {result.size}; G: {result.g_loss:.3f}; D: {result.d_loss:.3f}; "
+            f"Grad: {result.grad_penalty:.3f}; Alpha: {result.alpha:.5f}; "
+            f"img/s: {images_per_sec:.1f}")
+        self.bar.update(1)
+
+    def close(self):
+        self.bar.close()
+
+
+def write_periodic_outputs(config, trainer, n):
+    """After iteration ``n``: the sample grid every --sample_every iterations, g_running's
+    ``NNNNNN.model`` and the rolling checkpoint every --save_every. Returns whether the rolling
+    checkpoint was written."""
+    if n % config.sample_every == 0 and trainer.outputs.writer:
+        trainer.sample()
+    if n % config.save_every == 0:
+        trainer.outputs.save(trainer.g_running.state_dict(), f"{n:06d}.model")
+        trainer.save_train_state()
+        return True
+    return False
+
+
+def stop_or_save(trainer, stop, saved, save_seconds):
+    """After an iteration, the decisions every MPI process takes alike (rank 0's clock, any
+    process's signal or failed write): OutputFailed when an output could not be written; the
+    rolling checkpoint when a stop was asked or ``save_seconds`` passed since the last one
+    (unless ``saved`` just now). True to stop, with ``trainer.interrupted`` set to the signal."""
+    due = (save_seconds > 0 and jt.rank == 0
+           and time.monotonic() - trainer.last_save_time >= save_seconds)
+    failed, stop_now, terminated, save_now = agree(
+        trainer.outputs.error is not None, stop.requested,
+        stop.signum == getattr(signal, "SIGTERM", None), due)
+    if failed:
+        raise output_failed(trainer.outputs, trainer)
+    if (stop_now or save_now) and not saved:
+        trainer.save_train_state()
+    if stop_now:
+        trainer.interrupted = signal.SIGTERM if terminated else stop.signum or signal.SIGINT
+    return stop_now
+
+
 def train(config, checkpoint=None, trainer=None):
     """Train until ``config.iter`` iterations; returns the Trainer. ``checkpoint`` is the loaded
     ``--ckpt`` dict, if any. Raises TrainingDiverged on a NaN/inf loss, OutputFailed when an
@@ -507,11 +578,7 @@ def train(config, checkpoint=None, trainer=None):
                            else "rank 0 could not write its outputs (it says why)")
     trainer.interrupted = False
     trainer.last_save_time = time.monotonic()
-    save_seconds = config.save_minutes * 60
-    bar = tqdm(total=config.iter, initial=trainer.iteration, disable=not outputs.writer,
-               dynamic_ncols=True)
-    speed = deque(maxlen=SPEED_WINDOW)
-    total_images = 0
+    report = IterationReport(config, trainer)
     try:
         with StopRequest() as stop:
             while trainer.iteration < config.iter:
@@ -521,42 +588,9 @@ def train(config, checkpoint=None, trainer=None):
                 except UnreadableImage as error:  # the state before the iteration: save it
                     raise data_failed(error, trainer, trainer.save_train_state()) from None
                 check_finite(result, trainer)
-                seconds = time.perf_counter() - started
-                speed.append((result.images, seconds))
-                images_per_sec = sum(n for n, _ in speed) / max(sum(t for _, t in speed), 1e-9)
-                total_images += result.images
-                outputs.log(dict(iteration=result.iteration, size=result.size,
-                                 alpha=f"{result.alpha:.6f}",
-                                 used_sample=trainer.progress.used_sample, images=result.images,
-                                 g_loss=f"{result.g_loss:.6f}", d_loss=f"{result.d_loss:.6f}",
-                                 grad_penalty=f"{result.grad_penalty:.6f}",
-                                 images_per_sec=f"{images_per_sec:.2f}", seconds=f"{seconds:.4f}"))
-                bar.set_description(
-                    f"Size: {result.size}; G: {result.g_loss:.3f}; D: {result.d_loss:.3f}; "
-                    f"Grad: {result.grad_penalty:.3f}; Alpha: {result.alpha:.5f}; "
-                    f"img/s: {images_per_sec:.1f}")
-                bar.update(1)
-                n = result.iteration
-                if n % config.sample_every == 0 and outputs.writer:
-                    trainer.sample()
-                saved = False
-                if n % config.save_every == 0:
-                    outputs.save(trainer.g_running.state_dict(), f"{n:06d}.model")
-                    trainer.save_train_state()
-                    saved = True
-                due = (save_seconds > 0 and jt.rank == 0
-                       and time.monotonic() - trainer.last_save_time >= save_seconds)
-                # all MPI processes take the same decisions (rank 0's clock, anyone's signal)
-                failed, stop_now, terminated, save_now = agree(
-                    outputs.error is not None, stop.requested,
-                    stop.signum == getattr(signal, "SIGTERM", None), due)
-                if failed:
-                    raise output_failed(outputs, trainer)
-                if (stop_now or save_now) and not saved:
-                    trainer.save_train_state()
-                if stop_now:
-                    trainer.interrupted = (signal.SIGTERM if terminated
-                                           else stop.signum or signal.SIGINT)
+                report.add(result, trainer.progress.used_sample, time.perf_counter() - started)
+                saved = write_periodic_outputs(config, trainer, result.iteration)
+                if stop_or_save(trainer, stop, saved, config.save_minutes * 60):
                     break
             else:
                 if trainer.last_checkpoint is None or trainer.last_checkpoint[1] != trainer.iteration:
@@ -564,7 +598,7 @@ def train(config, checkpoint=None, trainer=None):
             if outputs.error is not None:
                 raise output_failed(outputs, trainer)
     finally:
-        bar.close()
+        report.close()
         outputs.close()
         if trainer.stream is not None:
             trainer.stream.close()
