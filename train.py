@@ -880,5 +880,21 @@ def cli(argv=None):
     return 0
 
 
+def exit_now(status):
+    """Exit with ``status`` at once, skipping the interpreter's shutdown. Used after a SIGTERM
+    (everything is saved and flushed by then): a SIGTERM sent to the whole process group (SLURM,
+    ``timeout``) also ends the children Jittor and multiprocessing keep, and at shutdown Jittor's
+    SIGCHLD handler turns their ends into "Caught SIGCHLD ... quick exit" and exit status 1.
+    Not under MPI, where the processes must leave through MPI's own finalisation."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if jt.in_mpi:
+        sys.exit(status)
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(cli())
+    _status = cli()
+    if _status == EXIT_TERMINATED:
+        exit_now(_status)
+    sys.exit(_status)

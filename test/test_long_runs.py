@@ -383,3 +383,20 @@ def test_resume_twice_continues_and_another_run_in_the_folder_is_refused(
     assert trainer.iteration == 9
     with pytest.raises(TrainError, match="--resume and --ckpt exclude each other"):
         main(build_parser().parse_args(args(data_root, out, "--resume", "--ckpt", "x")))
+
+
+def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root, tmp_path):
+    """As SLURM's scancel or ``timeout`` send it: the signal also reaches the children Jittor
+    and multiprocessing keep (compiler pool, loader workers), whose ends Jittor's SIGCHLD handler
+    would turn into exit 1 at shutdown (train.exit_now)."""
+    command = [sys.executable, os.path.join(ROOT, "train.py"),
+               *args(data_root, tmp_path, "--iter", "100000", "--workers", "2")]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    wait_for(lambda: log_rows(tmp_path) >= 2, child, "two iterations")
+    os.killpg(child.pid, signal.SIGTERM)
+    code, err = finish(child)
+    assert code == 143, err[-3000:]
+    assert "Caught SIGCHLD" not in err
+    done = iteration_of(tmp_path / "checkpoint" / "train_state.model")
+    assert done >= 2 and f"train.py: stopped at iteration {done} (SIGTERM)" in err
