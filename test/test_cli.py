@@ -1,4 +1,4 @@
-"""cli.py and every script's command line (issue 15): exit 2 for a bad flag value, 1 for a
+"""cli.py and every script's command line: exit 2 for a bad flag value, 1 for a
 failure at run time (a file that cannot be read or written, a full disk), 130 for Ctrl-C, 143
 for SIGTERM; each error one line, never a traceback."""
 import argparse

@@ -1,4 +1,4 @@
-"""Long runs that lose nothing (issue 15): signals, the rolling checkpoint, --resume, and faults
+"""Long runs that lose nothing: signals, the rolling checkpoint, --resume, and faults
 injected mid-run (SIGKILL inside a save, a full disk, an image that cannot be read).
 
 The set-up is test_train.py's (8 and 16 px, 16 flat images per size, width 8, batch 4, phase 8:

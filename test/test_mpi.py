@@ -202,7 +202,7 @@ def test_only_rank_0_writes_one_log_samples_and_checkpoints(mpi_run):
     assert sorted(os.listdir(out / "checkpoint")) == ["train_state.model", "train_step-2.model"]
 
 
-# --- SIGTERM (issue 15) ---------------------------------------------------------------------------
+# --- SIGTERM -------------------------------------------------------------------------------------
 
 SIGNAL_RUNNER = os.path.join(ROOT, "test", "mpi_signal_run.py")
 PAUSE = 1.0                    # seconds after each iteration, to signal the processes mid-run
