@@ -328,7 +328,7 @@ def run_benchmark(args):
     nominal, nominal_how = nominal_cpu_peak()
     print(f"# peak: {peak:.0f} GFLOP/s measured ({peak_how})", flush=True)
     if not jt.flags.use_cuda:
-        print(f"# nominal CPU peak: " + (f"{nominal:.0f} GFLOP/s ({nominal_how})"
+        print("# nominal CPU peak: " + (f"{nominal:.0f} GFLOP/s ({nominal_how})"
                                          if nominal else nominal_how), flush=True)
     rows = []
     for size in inference_sizes:

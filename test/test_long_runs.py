@@ -15,15 +15,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import jittor as jt
 import train
 from checkpoint import load_checkpoint
 from dataset import UnreadableImage
-from stopping import OutputFailed
+from helpers import children, flat_image_root
 from train import TrainError, build_parser, cli, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,15 +39,7 @@ SLOW_ITERATION = 0.4          # seconds a child sleeps after each iteration, to 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     """root/8 and root/16, each with 16 flat images of random colours."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (N_IMAGES, 3))
-    for size in SIZES:
-        (root / str(size)).mkdir()
-        for i, colour in enumerate(colours):
-            Image.new("RGB", (size, size), tuple(int(c) for c in colour)).save(
-                root / str(size) / f"img{i:02d}.png")
-    return str(root)
+    return flat_image_root(tmp_path_factory.mktemp("data"), SIZES, N_IMAGES)
 
 
 def args(data_root, out, *extra):
@@ -119,20 +109,6 @@ def start_child(argv, slow=0, hang_in_save=False, through_shell=False):
         command = ["sh", "-c", '"$@"; exit $?', "sh", *command]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-
-
-def children(pid):
-    """Process ids whose parent is ``pid``, read from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
 
 
 def wait_for(condition, child, what):

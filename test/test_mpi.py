@@ -28,6 +28,7 @@ import jittor as jt
 import model
 import train
 from data_stream import ImageStream, rank_share
+from helpers import children
 from run_folder import LOG_FILE
 from train import TrainError, TrainConfig, build_parser, validate
 
@@ -206,20 +207,6 @@ def test_only_rank_0_writes_one_log_samples_and_checkpoints(mpi_run):
 
 SIGNAL_RUNNER = os.path.join(ROOT, "test", "mpi_signal_run.py")
 PAUSE = 1.0                    # seconds after each iteration, to signal the processes mid-run
-
-
-def children(pid):
-    """Process ids whose parent is ``pid`` (mpirun's ranks), read from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
 
 
 def log_losses(out):

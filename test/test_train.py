@@ -18,6 +18,7 @@ import train
 from checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save,
                         is_training_checkpoint, load_checkpoint, load_generator)
 from dataset import DatasetError
+from helpers import flat_image_root
 from optimizers import EMA_DECAY, MAPPING_LR_MULT
 from schedule import Progress, ScheduleConfig, advance, schedule
 from stopping import TrainingDiverged
@@ -40,15 +41,7 @@ ITERATIONS = len(EXPECTED_SIZES)
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     """root/8 and root/16, each with 16 flat images of random colours."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (N_IMAGES, 3))
-    for size in SIZES:
-        (root / str(size)).mkdir()
-        for i, colour in enumerate(colours):
-            Image.new("RGB", (size, size), tuple(int(c) for c in colour)).save(
-                root / str(size) / f"img{i:02d}.png")
-    return str(root)
+    return flat_image_root(tmp_path_factory.mktemp("data"), SIZES, N_IMAGES)
 
 
 def run(data_root, out, *extra):
