@@ -59,7 +59,7 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 
 from atomic import atomic_write
-from model import MAX_STEP, StyledGenerator, size_for_step, step_for_size
+from model import MAX_STEP, StyledGenerator, blur_kernel, size_for_step, step_for_size
 
 TRAINING_CHECKPOINT_KEYS = ("generator", "discriminator", "g_running", "g_optimizer",
                             "d_optimizer", "step", "alpha", "used_sample", "iteration", "args")
@@ -160,6 +160,17 @@ class _TorchStorageType:
     def __init__(self, name, dtype):
         self.name, self.dtype = name, np.dtype(dtype)
 
+    def decode(self, raw, numel, byteorder="little"):
+        """The storage's ``numel`` elements from its raw bytes, as a native 1-D array (bfloat16
+        widened to float32, exactly); ValueError when ``raw`` is too short."""
+        dtype = self.dtype.newbyteorder(">") if byteorder == "big" else self.dtype
+        if len(raw) < numel * dtype.itemsize:
+            raise ValueError(f"a storage of {len(raw)} bytes, fewer than its {numel} elements")
+        array = np.frombuffer(raw, dtype, numel).astype(dtype.newbyteorder("="))
+        if self.name == "BFloat16Storage":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array
+
 
 # torch storage class -> how its bytes are stored (bfloat16 is read as uint16, then widened)
 TORCH_STORAGE_DTYPES = {
@@ -188,8 +199,6 @@ class _TorchTensor:
                 raise ValueError(f"a tensor reaching element {last} of a storage of {data.size}")
             array = np.lib.stride_tricks.as_strided(
                 data[self.offset:], self.size, [s * data.itemsize for s in self.stride]).copy()
-        if data.dtype == np.dtype("<u2") and self.storage in storages.bfloat16:
-            array = (array.astype(np.uint32) << 16).view(np.float32)
         return array
 
 
@@ -265,21 +274,11 @@ def _unpickle(file, persistent_load=None):
     return SafeUnpickler(file, persistent_load).load()
 
 
-class _Storages(dict):
-    """storage key -> 1-D numpy array, and which of them hold bfloat16."""
-
-    def __init__(self):
-        super().__init__()
-        self.bfloat16 = set()
-
-    def typed(self, storage_type):
-        if not isinstance(storage_type, _TorchStorageType):
-            raise pickle.UnpicklingError("a storage of an unknown type")
-        return storage_type
-
-    def note(self, key, storage_type):
-        if storage_type.name == "BFloat16Storage":
-            self.bfloat16.add(key)
+def _storage_type(obj):
+    """``obj`` if it is a storage type the unpickler built, else UnpicklingError."""
+    if not isinstance(obj, _TorchStorageType):
+        raise pickle.UnpicklingError("a storage of an unknown type")
+    return obj
 
 
 def _materialize(obj, storages):
@@ -301,7 +300,7 @@ def _materialize(obj, storages):
 def _read_torch_zip(path):
     """``torch.save`` since PyTorch 1.6: a zip of ``PREFIX/data.pkl`` (the pickle; tensors refer
     to storages by key) and ``PREFIX/data/KEY`` (each storage's raw bytes)."""
-    storages = _Storages()
+    storages = {}
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
@@ -315,18 +314,10 @@ def _read_torch_zip(path):
             if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
                 raise pickle.UnpicklingError(f"an unknown persistent id {str(pid)[:40]}")
             _, storage_type, key, _location, numel = pid
-            storage_type = storages.typed(storage_type)
             key = str(key)
             if key not in storages:
-                dtype = storage_type.dtype
-                if byteorder == "big":
-                    dtype = dtype.newbyteorder(">")
-                raw = archive.read(f"{prefix}data/{key}")
-                if len(raw) < int(numel) * dtype.itemsize:
-                    raise ValueError(f"storage {key} holds {len(raw)} bytes, fewer than its "
-                                     f"{numel} elements")
-                storages[key] = np.frombuffer(raw, dtype, int(numel)).astype(dtype.newbyteorder("="))
-                storages.note(key, storage_type)
+                storages[key] = _storage_type(storage_type).decode(
+                    archive.read(f"{prefix}data/{key}"), int(numel), byteorder)
             return key
 
         with archive.open(pickles[0]) as data:
@@ -344,14 +335,13 @@ def _read_torch_legacy(file):
     if _unpickle(file) != TORCH_LEGACY_PROTOCOL:
         raise CheckpointError("a legacy torch.save file of an unknown protocol version")
     _unpickle(file)  # system info: byte order and type sizes (little-endian assumed)
-    storages, wanted, views = _Storages(), {}, {}
+    storages, wanted, views = {}, {}, {}
 
     def persistent_load(pid):
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"an unknown persistent id {str(pid)[:40]}")
         _, storage_type, key, _location, numel, view = pid
-        storage_type = storages.typed(storage_type)
-        wanted[str(key)] = (storage_type, int(numel))
+        wanted[str(key)] = (_storage_type(storage_type), int(numel))
         if view is None:
             return str(key)
         view_key, offset, size = view
@@ -368,13 +358,9 @@ def _read_torch_legacy(file):
         raw = file.read(numel * storage_type.dtype.itemsize)
         if count.size != 1 or int(count[0]) != numel or len(raw) != numel * storage_type.dtype.itemsize:
             raise CheckpointError("a truncated legacy torch.save file")
-        storages[str(key)] = np.frombuffer(raw, storage_type.dtype).astype(
-            storage_type.dtype.newbyteorder("="))
-        storages.note(str(key), storage_type)
+        storages[str(key)] = storage_type.decode(raw, numel)
     for view_key, (key, offset, size) in views.items():
         storages[view_key] = storages[key][offset:offset + size]
-        if key in storages.bfloat16:
-            storages.bfloat16.add(view_key)
     return _materialize(obj, storages)
 
 
@@ -419,8 +405,6 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: no such file; {EXPECTED}")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: is a directory, not a file; {EXPECTED}")
-    if not os.access(path, os.R_OK):
-        raise CheckpointError(f"{path}: not readable (permission denied); check its permissions")
     try:
         obj = read_file(path)
     except UnsafeCheckpointError as error:
@@ -608,16 +592,13 @@ def torch_adam_moments(optimizer_state, group_names, shapes):
     return moments, sorted(steps)
 
 
-BLUR_KERNEL = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
-
-
 def torch_generator_state_dict(state_dict, blur_channels):
     """A generator state dict as the PyTorch original's ``StyledGenerator.state_dict()``: ours
     plus its Blur buffers (``NAME.weight``, ``NAME.weight_flip``: the kernel per channel, shape
     (C, 1, 3, 3)); ``blur_channels``: Blur module name -> C."""
     out = collections.OrderedDict((k, np.asarray(v, np.float32)) for k, v in state_dict.items())
     for name, channels in blur_channels.items():
-        kernel = np.repeat(BLUR_KERNEL[None, None], channels, axis=0)
+        kernel = blur_kernel(channels).numpy()         # the model's own (C, 1, 3, 3) kernel
         out[f"{name}.weight"] = kernel
         out[f"{name}.weight_flip"] = kernel[:, :, ::-1, ::-1].copy()
     return out

@@ -13,12 +13,12 @@ import sys
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 
+import cli
 from checkpoint import (CheckpointError, load_generator, torch_generator_state_dict,
                         write_torch_file)
 from model import Blur
 
 ORIGINAL_ARCHITECTURE = dict(code_dim=512, n_mlp=8, width=512)  # what its generate.py builds
-EXIT_FAILURE = 1
 
 
 def main(args):
@@ -27,10 +27,7 @@ def main(args):
     state = {key: value.numpy() for key, value in generator.state_dict().items()}
     blur_channels = {name: module._channel for name, module in generator.named_modules()
                      if isinstance(module, Blur)}
-    try:
-        write_torch_file({"g_running": torch_generator_state_dict(state, blur_channels)}, args.out)
-    except OSError as error:  # atomic.WriteError: one line naming the path and what to do
-        raise CheckpointError(str(error)) from None
+    write_torch_file({"g_running": torch_generator_state_dict(state, blur_channels)}, args.out)
     architecture = {key: info[key] for key in ORIGINAL_ARCHITECTURE}
     print(f"export_torch.py: wrote {args.out} (g_running of {info['kind']} {args.checkpoint}, "
           f"{', '.join(f'{k}={v}' for k, v in architecture.items())})", file=sys.stderr)
@@ -52,8 +49,6 @@ def build_parser():
 
 
 if __name__ == "__main__":
-    try:
-        main(build_parser().parse_args())
-    except CheckpointError as error:
-        print(f"export_torch.py: error: {error}", file=sys.stderr)
-        sys.exit(EXIT_FAILURE)
+    # bad flags: exit 2; an unreadable checkpoint or unwritable OUT (atomic.WriteError): 1
+    _parser = build_parser()
+    cli.run(_parser, lambda: main(_parser.parse_args()), failures=(CheckpointError,))

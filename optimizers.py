@@ -77,8 +77,9 @@ def load_torch_adam(optimizer, network, torch_state, group_names, what):
     parameters without a torch state start at zero. Returns a one-line report; CheckpointError
     when the state does not map. Torch counts steps per parameter, Jittor once per optimizer:
     when the counts differ the largest is used, and the report says so."""
-    names = {id(p): n for n, p in network.named_parameters()}
-    shapes = {n: tuple(p.shape) for n, p in network.named_parameters()}
+    parameters = network.named_parameters()
+    names = {id(p): n for n, p in parameters}
+    shapes = {n: tuple(p.shape) for n, p in parameters}
     try:
         moments, steps = torch_adam_moments(torch_state, group_names, shapes)
     except CheckpointError as error:
