@@ -5,6 +5,8 @@
     python bench.py --width 64       # a narrow model (--code_dim follows unless given)
     python bench.py --profile 16     # where one training iteration at 16 px spends its time
     python bench.py --compare_mkl    # oneDNN convolutions (use_mkl=1) against Jittor's (use_mkl=0)
+    python bench.py --json before.json       # also keep the results (on the old code) ...
+    python bench.py --compare before.json    # ... and, on the new code, a before/after table
 
 Rows (all through the project's own code):
 * generator inference: ``StyledGenerator`` forward under ``jt.no_grad()`` at 32 and 128 px,
@@ -27,9 +29,19 @@ iteration counts 4 generator forwards and 11 discriminator forwards (see ``train
 Peak FLOP/s is measured: the best of several 4096 x 4096 float32 matrix products (numpy's BLAS on
 all cores on a CPU, Jittor's matmul on a GPU); the nominal peak from the CPU's flags and clock is
 printed beside it.
+
+``--json PATH`` writes the run (date, machine, measured peak, options, one record per row) as
+JSON; ``--compare REF`` prints, after the run, each row beside the same row (label, px, batch) of
+REF with the speed-up before/after. REF is checked before anything is timed. Exit codes follow
+``cli.py``: 2 for a bad flag (REF missing or a folder, REF of another --width or --code_dim,
+--json onto a folder), 1 for a REF that cannot be read or is not a ``--json`` result, or a
+--json file that cannot be written.
 """
 import argparse
 import contextlib
+import datetime
+import json
+import math
 import os
 import platform
 import re
@@ -44,8 +56,10 @@ import numpy as np
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
+import cli
 import model
 import train
+from atomic import atomic_write, make_folder
 from model import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP, REFERENCE_WIDTH,
                    StyledGenerator, scaled_channels, size_for_step, step_for_size)
 
@@ -346,9 +360,217 @@ def run_benchmark(args):
               flush=True)
     print()
     print_table(rows)
-    print(f"\n# 1-minute load average: {load_before:.1f} before, {load_average():.1f} after "
+    load_after = load_average()
+    print(f"\n# 1-minute load average: {load_before:.1f} before, {load_after:.1f} after "
           f"({os.cpu_count()} cores)")
-    return rows
+    options = dict(width=width, code_dim=code_dim, iters=iters, quick=bool(args.quick))
+    return benchmark_results(rows, machine_description(), peak, peak_how, options,
+                             (load_before, load_after))
+
+
+# ------------------------------------------------------------------------------------------------
+# Results as JSON (--json) and a before/after table (--compare)
+# ------------------------------------------------------------------------------------------------
+
+RESULTS_FORMAT = "bench.py results"
+RESULTS_VERSION = 1
+RECORD_NUMBERS = ("s_per_call", "images_per_s", "gflop_per_call", "gflops", "peak_percent")
+MACHINE_KEYS = ("cpu", "cores", "device", "jittor", "onednn", "omp_num_threads")
+
+
+class ResultsError(ValueError):
+    """A --compare file that cannot be read or is not a --json result (exit 1)."""
+
+
+class ResultsUsageError(ResultsError):
+    """A --json or --compare path that does not fit the flags (exit 2)."""
+
+
+def machine_description():
+    """What the numbers depend on besides the code: CPU model, cores, device, Jittor version,
+    oneDNN, and OMP_NUM_THREADS (None when unset)."""
+    name, _, _ = cpu_description()
+    return dict(cpu=name, cores=os.cpu_count(), device="GPU (CUDA)" if jt.flags.use_cuda else "CPU",
+                jittor=jt.__version__, onednn=jt.mkl_ops is not None,
+                omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
+
+
+def result_record(r):
+    """The JSON record of one table row (a ``row`` dict)."""
+    return dict(label=r["what"], px=r["size"], batch=r["batch"], s_per_call=r["median"],
+                images_per_s=r["images"], gflop_per_call=r["gflop"], gflops=r["gflops"],
+                peak_percent=r["peak"], first_call_s=r["first"], compiled_ops=r["compiled_ops"],
+                compile_s=r["compile"])
+
+
+def benchmark_results(rows, machine, peak, peak_how, options, load, date=None):
+    """The dict --json writes: date, machine, measured peak, options, one record per row."""
+    date = date or datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    before, after = (None if math.isnan(value) else value for value in load)
+    return dict(format=RESULTS_FORMAT, version=RESULTS_VERSION, date=date, machine=machine,
+                peak_gflops=peak, peak_how=peak_how, options=options,
+                load_average=dict(before=before, after=after),
+                rows=[result_record(r) for r in rows])
+
+
+def row_key(record):
+    return record["label"], record["px"], record["batch"]
+
+
+def write_results(path, results):
+    """Write ``results`` to ``path`` as JSON, atomically (WriteError when it cannot)."""
+    with atomic_write(path) as temporary:
+        with open(temporary, "w") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def results_problem(results):
+    """Why ``results`` (parsed JSON) is not something --json wrote, or None."""
+    if not isinstance(results, dict):
+        return f"a JSON {type(results).__name__}, not an object"
+    if results.get("format") != RESULTS_FORMAT or results.get("version") != RESULTS_VERSION:
+        return (f"no \"format\": \"{RESULTS_FORMAT}\", \"version\": {RESULTS_VERSION}; this "
+                f"bench.py reads only what its own --json writes")
+    options = results.get("options")
+    if not isinstance(options, dict) or not all(
+            isinstance(options.get(key), int) for key in ("width", "code_dim")):
+        return "no options with an integer width and code_dim"
+    if not is_number(results.get("peak_gflops")):
+        return "no number peak_gflops"
+    if not isinstance(results.get("machine"), dict):
+        return "no machine"
+    rows = results.get("rows")
+    if not isinstance(rows, list):
+        return "no list of rows"
+    seen = set()
+    for index, record in enumerate(rows):
+        if not (isinstance(record, dict) and isinstance(record.get("label"), str)
+                and all(isinstance(record.get(key), int) for key in ("px", "batch"))
+                and all(is_number(record.get(key)) for key in RECORD_NUMBERS)
+                and record["s_per_call"] > 0):
+            return (f"row {index} lacks a label, integer px and batch, or the numbers "
+                    f"{', '.join(RECORD_NUMBERS)} (s_per_call > 0)")
+        if row_key(record) in seen:
+            return f"row {index} ({record['label']}, {record['px']} px) appears twice"
+        seen.add(row_key(record))
+    return None
+
+
+def read_results(path):
+    """The results --json wrote to ``path``; ResultsUsageError for a missing file or a folder,
+    ResultsError for an unreadable file, one that is not JSON, or not a result."""
+    again = f"write it again with: python bench.py --json {path}"
+    if not os.path.exists(path):
+        raise ResultsUsageError(f"--compare {path}: no such file (write one first with: "
+                                f"python bench.py --json {path}, on the code to compare against)")
+    if os.path.isdir(path):
+        raise ResultsUsageError(f"--compare {path}: a folder, not a file (give the file that "
+                                f"python bench.py --json wrote)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except OSError as error:
+        raise ResultsError(f"--compare {path}: not readable ({error.strerror or error}); check "
+                           f"its permissions, or {again}") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"--compare {path}: not JSON (not UTF-8 text); {again}") from None
+    except json.JSONDecodeError as error:
+        raise ResultsError(f"--compare {path}: not JSON ({error.msg} at line {error.lineno}, "
+                           f"column {error.colno}); {again}") from None
+    problem = results_problem(results)
+    if problem:
+        raise ResultsError(f"--compare {path}: not a bench.py --json result ({problem}); {again}")
+    return results
+
+
+def check_reference(reference, path, width, code_dim):
+    """ResultsUsageError unless ``reference`` was measured at ``width`` and ``code_dim``."""
+    ref = reference["options"]
+    if (ref["width"], ref["code_dim"]) != (width, code_dim):
+        raise ResultsUsageError(
+            f"--compare {path}: measured at --width {ref['width']} --code_dim {ref['code_dim']}, "
+            f"this run is --width {width} --code_dim {code_dim}; run with --width {ref['width']} "
+            f"--code_dim {ref['code_dim']}, or compare against a file of this width")
+
+
+def check_json_path(path):
+    """Fail now, not after the benchmark, when --json cannot be written: a folder in the way
+    (ResultsUsageError) or a parent that cannot be made (WriteError)."""
+    if not path:
+        raise ResultsUsageError("--json needs a file name, e.g. --json before.json")
+    if os.path.isdir(path):
+        raise ResultsUsageError(f"--json {path}: a folder is in the way; give a file name, e.g. "
+                                f"{os.path.join(path, 'bench.json')}")
+    make_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def compare_results(before, after):
+    """One entry per row of either result, matched by (label, px, batch): before's order, then
+    rows only in ``after``. Each has the key, the ``before`` and ``after`` records (None where
+    the row is missing) and ``speedup`` = before s / after s (>1: faster now; None if missing)."""
+    after_rows = {row_key(r): r for r in after["rows"]}
+    before_keys = {row_key(r) for r in before["rows"]}
+    pairs = [(r, after_rows.get(row_key(r))) for r in before["rows"]]
+    pairs += [(None, r) for r in after["rows"] if row_key(r) not in before_keys]
+    comparison = []
+    for old, new in pairs:
+        label, px, batch = row_key(old or new)
+        speedup = old["s_per_call"] / new["s_per_call"] if old and new else None
+        comparison.append(dict(label=label, px=px, batch=batch, before=old, after=new,
+                               speedup=speedup))
+    return comparison
+
+
+def seconds_text(seconds):
+    return f"{seconds:.4g}"
+
+
+def comparison_table(comparison):
+    """The markdown lines of the before/after table; a row missing on one side says so."""
+    lines = ["| measurement | px | batch | before s/call | after s/call "
+             "| speed-up before/after (>1: faster now) | before GFLOP/s | after GFLOP/s "
+             "| before % of peak | after % of peak |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in comparison:
+        cells = [c["label"], str(c["px"]), str(c["batch"])]
+        old, new = c["before"], c["after"]
+        cells.append(seconds_text(old["s_per_call"]) if old else "missing in REF")
+        cells.append(seconds_text(new["s_per_call"]) if new else "missing in this run")
+        cells.append(f"{c['speedup']:.2f}" if c["speedup"] is not None else "-")
+        cells += [f"{r['gflops']:.1f}" if r else "-" for r in (old, new)]
+        cells += [f"{r['peak_percent']:.0f} %" if r else "-" for r in (old, new)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def setting_differences(before, after):
+    """The machine and option settings in which two results differ, as "key A -> B" texts."""
+    differences = []
+    for group, keys in (("machine", MACHINE_KEYS), ("options", ("iters", "quick"))):
+        for key in keys:
+            old, new = before[group].get(key), after[group].get(key)
+            if old != new:
+                differences.append(f"{key} {old} -> {new}")
+    return differences
+
+
+def print_comparison(reference, path, results):
+    """The before (``reference``, read from ``path``) / after (``results``) table."""
+    print(f"\n# before: {path} ({reference.get('date', 'no date')}, peak "
+          f"{reference['peak_gflops']:.0f} GFLOP/s); after: this run ({results['date']}, peak "
+          f"{results['peak_gflops']:.0f} GFLOP/s)")
+    differences = setting_differences(reference, results)
+    if differences:
+        print(f"# note: the runs differ in {'; '.join(differences)}: the speed-ups mix the code "
+              f"with these")
+    print()
+    for line in comparison_table(compare_results(reference, results)):
+        print(line)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -501,12 +723,26 @@ def parse_args(argv=None):
     parser.add_argument("--compare_mkl", "--compare-mkl", action="store_true",
                         help="time one convolution with use_mkl=1 and use_mkl=0 instead")
     parser.add_argument("--mkl_probe", "--mkl-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write this run's results to PATH as JSON (date, machine, "
+                             "measured peak, options, one record per row), for a later "
+                             "--compare PATH")
+    parser.add_argument("--compare", metavar="REF", default=None,
+                        help="after the run, a second table: each row beside the same row "
+                             "(measurement, px, batch) of REF, a file --json wrote (e.g. on the "
+                             "old code): s per call before and after, the speed-up before/after "
+                             "(>1: faster now), GFLOP/s and %% of peak of both; rows in only one "
+                             "of them are marked missing. REF is checked before anything is "
+                             "timed and must have this run's --width and --code_dim")
     parser.add_argument("--out", default=None,
                         help="scratch folder for the trainer (default: a temporary folder; "
                              "nothing is written there)")
     args = parser.parse_args(argv)
     if args.width < 1 or (args.iters is not None and args.iters < 1):
         parser.error("--width and --iters must be positive")
+    if (args.json, args.compare) != (None, None) and (args.profile or args.compare_mkl):
+        parser.error("--json and --compare go with the table, not with --profile or "
+                     "--compare_mkl")
     if args.code_dim is None:
         args.code_dim = min(512, args.width)
     return args
@@ -517,12 +753,31 @@ def main(args):
         return mkl_probe()
     if args.compare_mkl:
         return compare_mkl()
+    reference = None
+    if args.compare is not None:        # a bad REF or --json path fails before anything is timed
+        reference = read_results(args.compare)
+        check_reference(reference, args.compare, args.width, args.code_dim)
+    if args.json is not None:
+        check_json_path(args.json)
     with tempfile.TemporaryDirectory() as out:
         args.out = args.out or out
         if args.profile:
             return run_profile(args)
-        return run_benchmark(args)
+        results = run_benchmark(args)
+    if args.json is not None:
+        write_results(args.json, results)
+        print(f"\n# results written to {args.json}", flush=True)
+    if reference is not None:
+        print_comparison(reference, args.compare, results)
+    return results
+
+
+def command_line(argv=None):
+    """``main(parse_args(argv))`` with cli.py's exit codes: 2 for a bad flag (a missing REF
+    included), 1 for an unreadable REF or an unwritable --json file, 130 / 143 when stopped."""
+    cli.run(argparse.ArgumentParser(prog="bench.py"), lambda: main(parse_args(argv)),
+            usage=(ResultsUsageError,), failures=(ResultsError,))
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    command_line()
