@@ -26,8 +26,8 @@ FLOPs are counted analytically from the layer shapes, convolution and linear lay
 (Cin * Cout * k * k * Hout * Wout multiply-adds, 2 FLOPs each, per image; elementwise work such as
 blur, normalisation, activations, Adam and the EMA is left out: < 1 % at width 512). A training
 iteration counts 4 generator forwards and 11 discriminator forwards (see ``training_flops``).
-Peak FLOP/s is measured: the best of several 4096 x 4096 float32 matrix products (numpy's BLAS on
-all cores on a CPU, Jittor's matmul on a GPU); the nominal peak from the CPU's flags and clock is
+Peak FLOP/s is measured: the best of several 4096 x 4096 float32 matrix products (Jittor's
+matmul, and on a CPU numpy's BLAS too, whichever is faster); the nominal peak from the CPU's flags and clock is
 printed beside it.
 
 ``--json PATH`` writes the run (date, machine, measured peak, options, one record per row) as
@@ -58,6 +58,7 @@ import jittor as jt
 
 import cli
 import model
+import onednn_conv
 import train
 from atomic import atomic_write, make_folder
 from model import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP, REFERENCE_WIDTH,
@@ -176,29 +177,41 @@ def nominal_cpu_peak():
                     f"{mhz / 1e3:.2f} GHz")
 
 
+def best_seconds(function, repeats):
+    """The shortest of ``repeats`` timed calls of ``function``, after one untimed call."""
+    function()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def measured_peak(n=PEAK_MATRIX, repeats=PEAK_REPEATS):
-    """(GFLOP/s, how): the best of ``repeats`` n x n float32 matrix products."""
+    """(GFLOP/s, how): the best of ``repeats`` n x n float32 matrix products: Jittor's matmul
+    (oneDNN's sgemm on a CPU, cuBLAS on a GPU) and, on a CPU, numpy's BLAS too, whichever is
+    faster. numpy's alone can be far below the machine: the OpenBLAS of numpy's wheels ran
+    at 65 GFLOP/s on an AVX-512 machine where oneDNN's sgemm reached 324 (docs/benchmark.md)."""
+    a, b = jt.randn(n, n), jt.randn(n, n)
     if jt.flags.use_cuda:
-        a, b = jt.randn(n, n), jt.randn(n, n)
-        jt.matmul(a, b).sync()
-        best = float("inf")
-        for _ in range(repeats):
+        def jittor_product():
             jt.sync_all(True)
-            start = time.perf_counter()
             jt.matmul(a, b).sync()
-            best = min(best, time.perf_counter() - start)
-        how = f"Jittor float32 matmul {n}x{n} on the GPU, best of {repeats}"
     else:
+        def jittor_product():
+            jt.matmul(a, b).sync()
+    where = "the GPU" if jt.flags.use_cuda else "oneDNN sgemm" if onednn_conv.jittor_has_onednn() else "CPU"
+    candidates = [(best_seconds(jittor_product, repeats), f"Jittor matmul ({where})")]
+    if not jt.flags.use_cuda:
         rng = np.random.default_rng(0)
-        a = rng.standard_normal((n, n), dtype=np.float32)
-        b = rng.standard_normal((n, n), dtype=np.float32)
-        a @ b
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - start)
-        how = f"numpy float32 matmul {n}x{n} (BLAS, all cores), best of {repeats}"
+        x = rng.standard_normal((n, n), dtype=np.float32)
+        y = rng.standard_normal((n, n), dtype=np.float32)
+        candidates.append((best_seconds(lambda: x @ y, repeats), "numpy matmul (BLAS)"))
+    best, source = min(candidates)
+    others = "; ".join(f"{name} {2 * n ** 3 / t / 1e9:.0f}" for t, name in candidates
+                       if name != source)
+    how = f"{source}, float32 {n}x{n}, best of {repeats}" + (f"; {others}" if others else "")
     return 2 * n ** 3 / best / 1e9, how
 
 

@@ -19,6 +19,8 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 from jittor import nn
 
+import onednn_conv
+
 MAX_STEP = 8                      # 4 * 2**8 = 1024 px
 REFERENCE_WIDTH = 512             # channels of the reference's low-resolution blocks
 LEAKY_SLOPE = 0.2                 # LeakyReLU slope everywhere, as in the paper
@@ -76,7 +78,8 @@ class ScaledWeightConv2d(nn.Module):
         self._padding = padding
 
     def execute(self, input):
-        return nn.conv2d(input, self.weight_orig * self._scale, self.bias, padding=self._padding)
+        return onednn_conv.conv2d(input, self.weight_orig * self._scale, self.bias,
+                                  padding=self._padding)
 
 
 class ScaledWeightLinear(nn.Module):
@@ -204,7 +207,8 @@ class FusedUpsample(nn.Module):
 
     def execute(self, input):
         weight = box_filter_kernel(self.weight * self._scale)
-        return nn.conv_transpose2d(input, weight, self.bias, stride=2, padding=self._padding)
+        return onednn_conv.conv_transpose2d(input, weight, self.bias, stride=2,
+                                            padding=self._padding)
 
 
 class FusedDownsample(nn.Module):
@@ -218,7 +222,7 @@ class FusedDownsample(nn.Module):
 
     def execute(self, input):
         weight = box_filter_kernel(self.weight * self._scale)
-        return nn.conv2d(input, weight, self.bias, stride=2, padding=self._padding)
+        return onednn_conv.conv2d(input, weight, self.bias, stride=2, padding=self._padding)
 
 
 def upsample_nearest(input):

@@ -1,0 +1,170 @@
+"""Convolutions for the CPU on the project's own oneDNN operator (``ops/onednn_conv_op.cc``).
+
+Jittor 1.3.11 turns every ``nn.conv2d`` into its ``mkl_conv*`` operators, which on each call
+build a new oneDNN primitive, allocate fresh blocked-layout buffers and, for the forward pass,
+ask oneDNN for an inference primitive: oneDNN 2.x answers that with its ``brgconv`` kernels,
+about 1.7x slower than its direct JIT kernels on the 4x4 and 8x8 maps of the low resolutions
+(docs/benchmark.md). The operator here keeps primitives and buffers per shape and asks for the
+training forward. Its three passes (forward, input gradient, weight gradient) are linear in
+each argument, so each one's gradient is another of the three: the closure below gives the
+R1 penalty's double backward too.
+
+``conv2d`` and ``conv_transpose2d`` take the same arguments as ``jittor.nn``'s for the cases the
+model uses (square kernels, one stride and padding, no groups, no dilation) and fall back to
+``jittor.nn`` wherever this operator does not apply: on a GPU, without oneDNN (``use_mkl=0``),
+for other dtypes, or when ``STYLEGAN_ONEDNN_CONV=0``.
+"""
+import os
+import sys
+
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+from jittor import nn
+
+OPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops")
+ENV_SWITCH = "STYLEGAN_ONEDNN_CONV"
+FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
+
+_ops = None          # the compiled operator module, once built
+_unavailable = None  # why it cannot be used, once known
+
+
+def onednn_folders():
+    """(include, lib) of the oneDNN Jittor links: its ``mkl_include_path`` / ``mkl_lib_path``
+    when set, else the ``dnnl*`` folder in Jittor's cache (jittor_env.py links Debian's there)."""
+    include, lib = os.environ.get("mkl_include_path"), os.environ.get("mkl_lib_path")
+    if include and lib:
+        return include, lib
+    import jittor_utils
+    home = os.path.join(jittor_utils.home(), ".cache", "jittor", "mkl")
+    folders = [os.path.join(home, name) for name in sorted(os.listdir(home))
+               if name.startswith("dnnl") and os.path.isdir(os.path.join(home, name))]
+    if not folders:
+        raise RuntimeError(f"no oneDNN folder in {home}")
+    return os.path.join(folders[0], "include"), os.path.join(folders[0], "lib")
+
+
+def _compile():
+    """Build the operator (Jittor caches the build) against the oneDNN Jittor itself uses."""
+    include, lib = onednn_folders()
+    flags = f' -I"{include}" -L"{lib}" -lmkldnn -Wl,-rpath,"{lib}" '
+    files = [os.path.join(OPS_DIR, name) for name in ("onednn_conv_op.h", "onednn_conv_op.cc")]
+    return jt.compile_custom_ops(files, extra_flags=flags)
+
+
+def jittor_has_onednn():
+    """True when Jittor runs with oneDNN (its mkl operators are built)."""
+    from jittor import compile_extern
+    return bool(getattr(compile_extern, "use_mkl", False) and compile_extern.mkl_ops is not None)
+
+
+def available():
+    """True when this operator serves convolutions now (CPU, oneDNN, not switched off)."""
+    global _ops, _unavailable
+    if jt.flags.use_cuda or os.environ.get(ENV_SWITCH, "1") == "0":
+        return False
+    if _ops is None and _unavailable is None:
+        if not jittor_has_onednn():
+            _unavailable = "Jittor runs without oneDNN"
+        else:
+            try:
+                _ops = _compile()
+            except Exception as error:  # a failed build leaves Jittor's own convolutions
+                _unavailable = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+                print(f"onednn_conv: could not build ops/onednn_conv_op.cc ({_unavailable}); "
+                      f"using Jittor's convolutions (slower on small maps)", file=sys.stderr)
+    return _ops is not None
+
+
+def _pass(mode, a, b, out_shape, stride, padding):
+    return _ops.onednn_conv(a, b, out_shape, mode, stride, padding)
+
+
+class _Forward(jt.Function):
+    """y = conv(x, w). dx = input_grad(dy, w), dw = weight_grad(x, dy)."""
+
+    def execute(self, x, w):
+        return _pass(FORWARD, x, w, [], self.stride, self.padding)
+
+    def grad(self, grad_y):
+        x, w = self.saved
+        return (_apply(_InputGrad, grad_y, w, x.shape, self.stride, self.padding),
+                _apply(_WeightGrad, x, grad_y, w.shape, self.stride, self.padding))
+
+
+class _InputGrad(jt.Function):
+    """dx = input_grad(dy, w) (a transposed convolution). Linear in dy and in w:
+    d/d(dy) = conv(g, w), d/dw = weight_grad(g, dy)."""
+
+    def execute(self, grad_y, w):
+        return _pass(INPUT_GRAD, grad_y, w, self.out_shape, self.stride, self.padding)
+
+    def grad(self, g):
+        grad_y, w = self.saved
+        return (_apply(_Forward, g, w, None, self.stride, self.padding),
+                _apply(_WeightGrad, g, grad_y, w.shape, self.stride, self.padding))
+
+
+class _WeightGrad(jt.Function):
+    """dw = weight_grad(x, dy). Linear in x and in dy:
+    d/dx = input_grad(dy, g), d/d(dy) = conv(x, g)."""
+
+    def execute(self, x, grad_y):
+        return _pass(WEIGHT_GRAD, x, grad_y, self.out_shape, self.stride, self.padding)
+
+    def grad(self, g):
+        x, grad_y = self.saved
+        return (_apply(_InputGrad, grad_y, g, x.shape, self.stride, self.padding),
+                _apply(_Forward, x, g, None, self.stride, self.padding))
+
+
+def _apply(function, a, b, out_shape, stride, padding):
+    """Run one pass as a differentiable Function that keeps its (untaped) inputs for grad."""
+    f = function()
+    f.saved, f.out_shape, f.stride, f.padding = (a, b), list(out_shape or []), stride, padding
+    return f(a, b)
+
+
+def _single(value, name):
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise ValueError(f"{name} must be the same along both axes here, not {value}")
+        value = value[0]
+    return int(value)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """``jittor.nn.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1)."""
+    if not (available() and x.dtype == "float32" and weight.dtype == "float32"
+            and weight.shape[2] == weight.shape[3]):
+        return nn.conv2d(x, weight, bias, stride=stride, padding=padding)
+    stride, padding = _single(stride, "stride"), _single(padding, "padding")
+    if padding == 0 and tuple(x.shape[2:]) == tuple(weight.shape[2:]):
+        y = _whole_map_conv(x, weight)
+    else:
+        y = _apply(_Forward, x, weight, None, stride, padding)
+    return y if bias is None else y + bias.reshape((1, -1, 1, 1))
+
+
+def _whole_map_conv(x, weight):
+    """A kernel as large as the map (the discriminator's last 4x4 convolution on 4x4 features)
+    is a matrix product: [N, C*K*K] x [C*K*K, O]. oneDNN's convolution kernels run it at a
+    sixth of the matmul's speed."""
+    n, o = x.shape[0], weight.shape[0]
+    y = jt.matmul(x.reshape((n, -1)), weight.reshape((o, -1)).transpose())
+    return y.reshape((n, o, 1, 1))
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0):
+    """``jittor.nn.conv_transpose2d(x, weight, bias, stride, padding)`` (no output padding,
+    groups 1): the input gradient of the convolution whose weight is ``weight`` [in, out, k, k]."""
+    if not (available() and x.dtype == "float32" and weight.dtype == "float32"
+            and weight.shape[2] == weight.shape[3]):
+        return nn.conv_transpose2d(x, weight, bias, stride=stride, padding=padding)
+    stride, padding = _single(stride, "stride"), _single(padding, "padding")
+    n, _, h, w = x.shape
+    k = weight.shape[2]
+    out_shape = (n, weight.shape[1], (h - 1) * stride - 2 * padding + k,
+                 (w - 1) * stride - 2 * padding + k)
+    y = _apply(_InputGrad, x, weight, out_shape, stride, padding)
+    return y if bias is None else y + bias.reshape((1, -1, 1, 1))

@@ -1,0 +1,25 @@
+// One 2-D convolution pass on oneDNN, for onednn_conv.py: the forward (mode 0), the input
+// gradient (mode 1, also a transposed convolution) and the weight gradient (mode 2).
+// Unlike Jittor 1.3.11's mkl_conv* operators it keeps oneDNN primitives and its blocked-layout
+// scratch buffers between calls (keyed by shapes), and asks for the training forward, which
+// oneDNN 2.x serves with its direct JIT kernels instead of the slower brgconv ones it picks for
+// "forward_inference" at small maps (bench.py --conv_layers).
+#pragma once
+#include "op.h"
+
+namespace jittor {
+
+struct OnednnConvOp : Op {
+    Var* a, * b, * out;
+    NanoVector out_shape;
+    int mode, stride, padding;
+    /* mode 0: a = x [N,C,H,W], b = w [O,C,K,K] -> y [N,O,OH,OW]
+       mode 1: a = dy [N,O,OH,OW], b = w [O,C,K,K] -> dx of out_shape [N,C,H,W]
+       mode 2: a = x [N,C,H,W], b = dy [N,O,OH,OW] -> dw of out_shape [O,C,K,K] */
+    OnednnConvOp(Var* a, Var* b, NanoVector out_shape, int mode, int stride, int padding);
+    const char* name() const override { return "onednn_conv"; }
+    void infer_shape() override;
+    DECLARE_jit_run;
+};
+
+} // jittor
