@@ -68,6 +68,7 @@ INFERENCE_SIZES = (32, 128)
 INFERENCE_BATCH = 16
 TRAIN_SIZES = (8, 16, 32)
 TRAIN_BATCH = {8: 32, 16: 16, 32: 8}      # the reference's 256, 128, 64 capped for a CPU
+HIGH_RES_BATCH = {256: 4, 512: 1, 1024: 1}  # --high_res: what users of pretrained models draw
 QUICK_INFERENCE_SIZES = (32,)
 QUICK_TRAIN_SIZES = (8, 16)
 PEAK_MATRIX = 4096
@@ -358,10 +359,13 @@ def run_benchmark(args):
         print("# nominal CPU peak: " + (f"{nominal:.0f} GFLOP/s ({nominal_how})"
                                          if nominal else nominal_how), flush=True)
     rows = []
-    for size in inference_sizes:
-        timing = time_inference(size, INFERENCE_BATCH, width, code_dim, iters)
-        flops = INFERENCE_BATCH * generator_flops(step_for_size(size), width, code_dim)
-        rows.append(row("generator inference", size, INFERENCE_BATCH, timing, flops, peak))
+    inference = [(size, INFERENCE_BATCH) for size in inference_sizes]
+    if args.high_res:
+        inference += sorted(HIGH_RES_BATCH.items())
+    for size, batch in inference:
+        timing = time_inference(size, batch, width, code_dim, iters)
+        flops = batch * generator_flops(step_for_size(size), width, code_dim)
+        rows.append(row("generator inference", size, batch, timing, flops, peak))
         print(f"# done: inference {size} px (load {load_average():.1f})", file=sys.stderr,
               flush=True)
     for size in train_sizes:
@@ -590,7 +594,8 @@ def print_comparison(reference, path, results):
 # Where the time goes
 # ------------------------------------------------------------------------------------------------
 
-CONV_OPS = ("mkl_conv_backward_w", "mkl_conv_backward_x", "mkl_conv", "cudnn_conv_backward_w",
+CONV_OPS = ("onednn_conv", "mkl_conv_backward_w", "mkl_conv_backward_x", "mkl_conv",
+            "cudnn_conv_backward_w",
             "cudnn_conv_backward_x", "cudnn_conv")
 MATMUL_OPS = ("mkl_matmul", "cublas_matmul", "cublas_batched_matmul")
 
@@ -726,6 +731,10 @@ def parse_args(argv=None):
                         help="latent and style size (default: 512, or the width when narrower)")
     parser.add_argument("--iters", type=int, default=None,
                         help="timed calls per row after the first (default 3; 1 with --quick)")
+    parser.add_argument("--high_res", "--high-res", action="store_true",
+                        help="also generator inference at " + ", ".join(
+                            f"{size} px (batch {batch})" for size, batch in
+                            sorted(HIGH_RES_BATCH.items())) + " (about a minute more)")
     parser.add_argument("--quick", action="store_true",
                         help=f"only inference at {QUICK_INFERENCE_SIZES} px and training at "
                              f"{QUICK_TRAIN_SIZES} px, one timed call each")

@@ -138,21 +138,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     if not (available() and x.dtype == "float32" and weight.dtype == "float32"
             and weight.shape[2] == weight.shape[3]):
         return nn.conv2d(x, weight, bias, stride=stride, padding=padding)
-    stride, padding = _single(stride, "stride"), _single(padding, "padding")
-    if padding == 0 and tuple(x.shape[2:]) == tuple(weight.shape[2:]):
-        y = _whole_map_conv(x, weight)
-    else:
-        y = _apply(_Forward, x, weight, None, stride, padding)
+    y = _apply(_Forward, x, weight, None, _single(stride, "stride"), _single(padding, "padding"))
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))
-
-
-def _whole_map_conv(x, weight):
-    """A kernel as large as the map (the discriminator's last 4x4 convolution on 4x4 features)
-    is a matrix product: [N, C*K*K] x [C*K*K, O]. oneDNN's convolution kernels run it at a
-    sixth of the matmul's speed."""
-    n, o = x.shape[0], weight.shape[0]
-    y = jt.matmul(x.reshape((n, -1)), weight.reshape((o, -1)).transpose())
-    return y.reshape((n, o, 1, 1))
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0):

@@ -43,7 +43,7 @@ CASES = [  # (batch, in, out, map, kernel, stride, padding)
     (2, 8, 6, 8, 3, 1, 1),   # the 3x3 convolutions of every block
     (2, 8, 6, 9, 3, 2, 1),   # a stride-2 convolution (FusedDownsample's)
     (2, 3, 6, 8, 1, 1, 0),   # from_rgb / to_rgb
-    (3, 8, 5, 4, 4, 1, 0),   # the discriminator's last 4x4 convolution (a matrix product here)
+    (3, 8, 5, 4, 4, 1, 0),   # the discriminator's last 4x4 convolution
 ]
 
 
