@@ -717,6 +717,42 @@ def compare_mkl():
               f"| {flops / float(best) / 1e9:.1f} |", flush=True)
 
 
+CONV_LAYERS = (  # (batch, in, out, map, kernel, padding): the reference network's convolutions
+    (32, 512, 512, 4, 3, 1),   # 4 px blocks
+    (32, 512, 512, 8, 3, 1),   # 8 px blocks
+    (32, 512, 512, 4, 4, 0),   # the discriminator's last 4x4 kernel on 4x4 features
+    (16, 512, 512, 16, 3, 1),  # 16 px blocks
+    (16, 512, 512, 32, 3, 1),  # 32 px blocks
+)
+
+
+def time_conv_layers(repeats=5):
+    """Each CONV_LAYERS convolution with Jittor's nn.conv2d and with onednn_conv.conv2d: the
+    forward alone, and the forward with both gradients; best of ``repeats`` after one call."""
+    rng = np.random.default_rng(0)
+    print(f"# best of {repeats} after the first call; onednn_conv available: "
+          f"{onednn_conv.available()}")
+    print("| batch | in -> out | map | kernel | Jittor forward ms | Jittor fwd+bwd ms | own forward "
+          "ms | own fwd+bwd ms | own fwd+bwd GFLOP/s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for n, c_in, c_out, size, kernel, padding in CONV_LAYERS:
+        x = jt.array(rng.standard_normal((n, c_in, size, size), dtype=np.float32))
+        w = jt.array(rng.standard_normal((c_out, c_in, kernel, kernel), dtype=np.float32))
+        out_size = size + 2 * padding - kernel + 1
+        seconds = []
+        for conv in (jt.nn.conv2d, onednn_conv.conv2d):
+            def forward():
+                conv(x, w, padding=padding).sync()
+
+            def forward_backward():
+                y = conv(x, w, padding=padding)
+                jt.sync(jt.grad((y * y).sum(), [x, w]))
+            seconds += [best_seconds(forward, repeats), best_seconds(forward_backward, repeats)]
+        flops = 3 * n * conv_flops(c_in, c_out, kernel, out_size)
+        print(f"| {n} | {c_in} -> {c_out} | {size} | {kernel} | "
+              + " | ".join(f"{1e3 * t:.2f}" for t in seconds)
+              + f" | {flops / seconds[3] / 1e9:.0f} |", flush=True)
+
+
 # ------------------------------------------------------------------------------------------------
 # Command line
 # ------------------------------------------------------------------------------------------------
@@ -744,6 +780,9 @@ def parse_args(argv=None):
                         help="with --profile: only Jittor's profiler, no timing without parts")
     parser.add_argument("--compare_mkl", "--compare-mkl", action="store_true",
                         help="time one convolution with use_mkl=1 and use_mkl=0 instead")
+    parser.add_argument("--conv_layers", "--conv-layers", action="store_true",
+                        help="time the reference network's convolution shapes with Jittor's "
+                             "nn.conv2d and with the project's oneDNN operator instead")
     parser.add_argument("--mkl_probe", "--mkl-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write this run's results to PATH as JSON (date, machine, "
@@ -762,9 +801,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.width < 1 or (args.iters is not None and args.iters < 1):
         parser.error("--width and --iters must be positive")
-    if (args.json, args.compare) != (None, None) and (args.profile or args.compare_mkl):
-        parser.error("--json and --compare go with the table, not with --profile or "
-                     "--compare_mkl")
+    if (args.json, args.compare) != (None, None) and (args.profile or args.compare_mkl
+                                                       or args.conv_layers):
+        parser.error("--json and --compare go with the table, not with --profile, "
+                     "--compare_mkl or --conv_layers")
     if args.code_dim is None:
         args.code_dim = min(512, args.width)
     return args
@@ -775,6 +815,8 @@ def main(args):
         return mkl_probe()
     if args.compare_mkl:
         return compare_mkl()
+    if args.conv_layers:
+        return time_conv_layers()
     reference = None
     if args.compare is not None:        # a bad REF or --json path fails before anything is timed
         reference = read_results(args.compare)

@@ -2,10 +2,10 @@
 
 Jittor 1.3.11 turns every ``nn.conv2d`` into its ``mkl_conv*`` operators, which on each call
 build a new oneDNN primitive, allocate fresh blocked-layout buffers and, for the forward pass,
-ask oneDNN for an inference primitive: oneDNN 2.x answers that with its ``brgconv`` kernels,
-about 1.7x slower than its direct JIT kernels on the 4x4 and 8x8 maps of the low resolutions
-(docs/benchmark.md). The operator here keeps primitives and buffers per shape and asks for the
-training forward. Its three passes (forward, input gradient, weight gradient) are linear in
+ask oneDNN for an inference primitive: oneDNN 2.6 answers that with its ``brgconv`` kernels,
+up to 2x slower than its direct JIT kernels on the 4x4 and 8x8 maps of the low resolutions
+(docs/benchmark.md, ``bench.py --conv_layers``). The operator here keeps primitives per shape
+and one shared scratch, and asks for the training forward. Its three passes (forward, input gradient, weight gradient) are linear in
 each argument, so each one's gradient is another of the three: the closure below gives the
 R1 penalty's double backward too.
 

@@ -3,7 +3,7 @@
 // Unlike Jittor 1.3.11's mkl_conv* operators it keeps oneDNN primitives and its blocked-layout
 // scratch buffers between calls (keyed by shapes), and asks for the training forward, which
 // oneDNN 2.x serves with its direct JIT kernels instead of the slower brgconv ones it picks for
-// "forward_inference" at small maps (bench.py --conv_layers).
+// "forward_inference" at small maps (bench.py --conv_layers, ops/onednn_kernels_bench.cpp).
 #pragma once
 #include "op.h"
 

@@ -283,7 +283,7 @@ def test_a_bad_json_path_fails_before_the_benchmark(tmp_path, capsys, no_benchma
                                                              f"{blocker}")
     code, err, _ = exit_of(["--json", tmp_path / "b.json", "--profile", 8], capsys)
     assert code == 2 and err[-1].endswith("--json and --compare go with the table, not with "
-                                          "--profile or --compare_mkl")
+                                          "--profile, --compare_mkl or --conv_layers")
 
 
 def test_json_and_compare_after_a_run(tmp_path, capsys, no_benchmark):
