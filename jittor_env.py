@@ -92,6 +92,43 @@ import jittor as jt  # noqa: E402  (must come after the environment is prepared)
 jt.flags.use_cuda = 1 if jt.has_cuda else 0
 
 
+class _SigAction(ctypes.Structure):
+    """glibc's ``struct sigaction`` on Linux (x86_64, aarch64)."""
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+
+SA_NOCLDSTOP = 1  # Linux: no SIGCHLD when a child only stops or continues
+
+
+def ignore_stopped_children():
+    """Keep Jittor's SIGCHLD handler, but only for children that end, not ones that stop.
+
+    Jittor installs its handler without SA_NOCLDSTOP, and it ends the process ("Caught SIGCHLD
+    ... quick exit", exit code 1, nothing saved) whenever a child changes state other than by
+    exiting: a data-loader worker stopped by Ctrl-Z (SIGTSTP goes to the whole process group) or
+    by SIGSTOP (a job scheduler's suspend) killed the training run. With SA_NOCLDSTOP the kernel
+    reports only children that end, which is what the handler is for. Returns True when done;
+    a no-op elsewhere than Linux on x86_64 / aarch64."""
+    import signal
+    if platform.system() != "Linux" or platform.machine() not in ONEDNN_DIR_NAME:
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        action = _SigAction()
+        if libc.sigaction(signal.SIGCHLD, None, ctypes.byref(action)) != 0:
+            return False
+        if not action.handler or action.handler in (signal.SIG_DFL, signal.SIG_IGN):
+            return False  # no handler of Jittor's to amend
+        action.flags |= SA_NOCLDSTOP
+        return libc.sigaction(signal.SIGCHLD, ctypes.byref(action), None) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+ignore_stopped_children()
+
+
 def compiler_pool_ignores(signals=("SIGINT", "SIGUSR1")):
     """Restart Jittor's operator-compiler process pool with ``signals`` ignored in its workers.
 

@@ -78,3 +78,12 @@ def test_compiler_pool_workers_ignore_ctrl_c_and_sigusr1_and_the_handlers_come_b
     import jittor as jt
     value = (jt.array([1.5, 2.25]) * 3.125 + 0.0625).sum().item()
     assert value == pytest.approx(3.125 * 3.75 + 0.125)
+
+
+def test_jittor_sigchld_handler_is_kept_but_not_for_stopped_children():
+    import ctypes
+    import signal
+    action = jittor_env._SigAction()
+    assert ctypes.CDLL(None).sigaction(signal.SIGCHLD, None, ctypes.byref(action)) == 0
+    assert action.handler  # Jittor's handler is still there, for children that die
+    assert action.flags & jittor_env.SA_NOCLDSTOP

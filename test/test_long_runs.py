@@ -376,3 +376,25 @@ def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root,
     assert "Caught SIGCHLD" not in err
     done = iteration_of(tmp_path / "checkpoint" / "train_state.model")
     assert done >= 2 and f"train.py: stopped at iteration {done} (SIGTERM)" in err
+
+
+def test_ctrl_z_and_a_stopped_worker_do_not_end_the_run(data_root, tmp_path):
+    """Ctrl-Z (SIGTSTP to the whole process group) then ``fg`` (SIGCONT), and a job scheduler's
+    SIGSTOP / SIGCONT of one loader worker: Jittor's SIGCHLD handler took a stopped child for
+    a dead one and ended the run at once, nothing saved (jittor_env.ignore_stopped_children)."""
+    command = [sys.executable, os.path.join(ROOT, "train.py"),
+               *args(data_root, tmp_path, "--iter", str(ITERATIONS), "--workers", "2")]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    wait_for(lambda: log_rows(tmp_path) >= 1 and children(child.pid), child, "one iteration")
+    os.killpg(child.pid, signal.SIGTSTP)
+    time.sleep(1.0)
+    os.killpg(child.pid, signal.SIGCONT)
+    worker = children(child.pid)[0]
+    os.kill(worker, signal.SIGSTOP)
+    time.sleep(1.0)
+    os.kill(worker, signal.SIGCONT)
+    code, err = finish(child)
+    assert "Caught SIGCHLD" not in err
+    assert code == 0, err[-3000:]
+    assert [int(row["iteration"]) for row in read_log(tmp_path)] == list(range(1, ITERATIONS + 1))
