@@ -7,3 +7,22 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import jittor_env  # noqa: E402,F401  (sets Jittor's environment before jittor is imported)
+
+import signal  # noqa: E402
+
+
+def _child_changed(signum, frame):
+    """In the test process only: a child that dies of a signal (a crashed script, a killed pool
+    worker) fails the test that owns it, visibly, instead of Jittor's SIGCHLD handler ending
+    pytest at once with exit 1 and, under log_silent, no word (seen twice on 2026-11-29 in
+    test_cli.py, not reproduced). Reports such a child on stderr without reaping it."""
+    try:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except (ChildProcessError, OSError):
+        return
+    if info is not None and info.si_code != os.CLD_EXITED:
+        print(f"conftest: child {info.si_pid} ended by signal {info.si_status} "
+              f"(si_code {info.si_code})", file=sys.__stderr__, flush=True)
+
+
+signal.signal(signal.SIGCHLD, _child_changed)
