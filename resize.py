@@ -14,6 +14,7 @@ missing or out of date, and unreadable files are reported and skipped. Needs no 
 import argparse
 import multiprocessing
 import os
+import signal
 import sys
 from collections import namedtuple
 
@@ -197,7 +198,9 @@ def resize_folder(path, min_size=8, workers=None, progress=True):
     workers = workers or os.cpu_count() or 1
     written = skipped = unreadable = 0
     bar = tqdm(total=len(tasks), desc="resize", unit="img", disable=not progress, file=sys.stderr)
-    pool = multiprocessing.Pool(workers) if workers > 1 and len(tasks) > 1 else None
+    pool = (multiprocessing.Pool(workers, initializer=default_signals)
+            if workers > 1 and len(tasks) > 1 else None)
+    finished = False
     try:
         chunksize = max(1, min(64, len(tasks) // (workers * 8)))
         results = pool.imap(resize_one, tasks, chunksize) if pool else map(resize_one, tasks)
@@ -208,11 +211,25 @@ def resize_folder(path, min_size=8, workers=None, progress=True):
                 unreadable += 1
                 tqdm.write(f"warning: skipping unreadable {source} ({error})", file=sys.stderr)
             bar.update()
+        finished = True
     finally:
         bar.close()
         if pool:
-            pool.terminate()
+            if finished:
+                pool.close()      # every task done: let the workers end on their own
+            else:
+                pool.terminate()  # an error or a signal: SIGTERM them (default_signals)
+            pool.join()
     return Summary(len(names), written, skipped, unreadable, sizes)
+
+
+def default_signals():
+    """In a pool worker: SIGTERM ends it at once and Ctrl-C is left to the parent. Forked
+    workers otherwise inherit cli.run's handlers, and Pool.terminate()'s SIGTERM then raised
+    inside a worker that held the task queue's lock, so the other worker waited on that lock
+    forever and so did resize.py (seen once in make demo, 2026-11-29)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def main(args):

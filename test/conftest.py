@@ -20,7 +20,7 @@ def _child_changed(signum, frame):
         info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except (ChildProcessError, OSError):
         return
-    if info is not None and info.si_code != os.CLD_EXITED:
+    if info is not None and info.si_code != os.CLD_EXITED and info.si_status != signal.SIGTERM:
         print(f"conftest: child {info.si_pid} ended by signal {info.si_status} "
               f"(si_code {info.si_code})", file=sys.__stderr__, flush=True)
 

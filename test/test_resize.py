@@ -265,3 +265,23 @@ def test_command_line_exits_2_with_one_line_and_prints_a_summary(tmp_path, rgb_f
     assert done.returncode == 0, done.stderr
     assert "6 written, 0 skipped (up to date), 0 unreadable" in done.stdout
     assert sorted(os.listdir(folder.parent), key=int) == ["8", "16", "32"]
+
+
+def test_pool_workers_die_of_sigterm_and_leave_ctrl_c_to_the_parent():
+    """resize.py's workers must not inherit cli.run's SIGTERM handler (a worker raising inside
+    the task queue's lock hung Pool.terminate and resize.py with it)."""
+    import multiprocessing
+    import signal
+    import resize
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as cli.run installs one
+    try:
+        with multiprocessing.Pool(1, initializer=resize.default_signals) as pool:
+            handlers = pool.apply(_worker_handlers)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert handlers == (signal.SIG_DFL, signal.SIG_IGN)
+
+
+def _worker_handlers():
+    import signal
+    return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
