@@ -180,13 +180,7 @@ def nominal_cpu_peak():
 
 def best_seconds(function, repeats):
     """The shortest of ``repeats`` timed calls of ``function``, after one untimed call."""
-    function()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(timed(function, repeats)[2])
 
 
 def measured_peak(n=PEAK_MATRIX, repeats=PEAK_REPEATS):
@@ -202,7 +196,8 @@ def measured_peak(n=PEAK_MATRIX, repeats=PEAK_REPEATS):
     else:
         def jittor_product():
             jt.matmul(a, b).sync()
-    where = "the GPU" if jt.flags.use_cuda else "oneDNN sgemm" if onednn_conv.jittor_has_onednn() else "CPU"
+    where = ("the GPU" if jt.flags.use_cuda else
+             "oneDNN sgemm" if onednn_conv.jittor_has_onednn() else "CPU")
     candidates = [(best_seconds(jittor_product, repeats), f"Jittor matmul ({where})")]
     if not jt.flags.use_cuda:
         rng = np.random.default_rng(0)
@@ -348,7 +343,7 @@ def run_benchmark(args):
     name, _, _ = cpu_description()
     device = "GPU (CUDA)" if jt.flags.use_cuda else f"CPU, {os.cpu_count()} cores"
     print(f"# {device}: {name}; Jittor {jt.__version__}; oneDNN convolutions: "
-          f"{'yes' if jt.mkl_ops is not None else 'no'}; width {width}, code_dim {code_dim}, "
+          f"{'yes' if onednn_conv.jittor_has_onednn() else 'no'}; width {width}, code_dim {code_dim}, "
           f"n_mlp {N_MLP}; median of {iters} calls after the first; OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
     load_before = load_average()
@@ -408,7 +403,7 @@ def machine_description():
     oneDNN, and OMP_NUM_THREADS (None when unset)."""
     name, _, _ = cpu_description()
     return dict(cpu=name, cores=os.cpu_count(), device="GPU (CUDA)" if jt.flags.use_cuda else "CPU",
-                jittor=jt.__version__, onednn=jt.mkl_ops is not None,
+                jittor=jt.__version__, onednn=onednn_conv.jittor_has_onednn(),
                 omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
 
 
@@ -697,7 +692,7 @@ def mkl_probe():
         jt.sync(jt.grad((y * y).sum(), [x, w]))
 
     first, _, times = timed(step, MKL_PROBE["repeats"])
-    print(f"PROBE {first} {min(times)} {int(jt.mkl_ops is not None)}")
+    print(f"PROBE {first} {min(times)} {int(onednn_conv.jittor_has_onednn())}")
 
 
 def compare_mkl():

@@ -5,9 +5,9 @@ build a new oneDNN primitive, allocate fresh blocked-layout buffers and, for the
 ask oneDNN for an inference primitive: oneDNN 2.6 answers that with its ``brgconv`` kernels,
 up to 2x slower than its direct JIT kernels on the 4x4 and 8x8 maps of the low resolutions
 (docs/benchmark.md, ``bench.py --conv_layers``). The operator here keeps primitives per shape
-and one shared scratch, and asks for the training forward. Its three passes (forward, input gradient, weight gradient) are linear in
-each argument, so each one's gradient is another of the three: the closure below gives the
-R1 penalty's double backward too.
+and one shared scratch, and asks for the training forward. Its three passes (forward, input
+gradient, weight gradient) are linear in each argument, so each one's gradient is another of
+the three: the closure below gives the R1 penalty's double backward too.
 
 ``conv2d`` and ``conv_transpose2d`` take the same arguments as ``jittor.nn``'s for the cases the
 model uses (square kernels, one stride and padding, no groups, no dilation) and fall back to
@@ -54,8 +54,7 @@ def _compile():
 
 def jittor_has_onednn():
     """True when Jittor runs with oneDNN (its mkl operators are built)."""
-    from jittor import compile_extern
-    return bool(getattr(compile_extern, "use_mkl", False) and compile_extern.mkl_ops is not None)
+    return getattr(jt, "mkl_ops", None) is not None
 
 
 def available():
@@ -133,10 +132,15 @@ def _single(value, name):
     return int(value)
 
 
+def _serves(x, weight):
+    """True when the operator takes this convolution (else Jittor's does)."""
+    return (available() and x.dtype == "float32" and weight.dtype == "float32"
+            and weight.shape[2] == weight.shape[3])
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     """``jittor.nn.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1)."""
-    if not (available() and x.dtype == "float32" and weight.dtype == "float32"
-            and weight.shape[2] == weight.shape[3]):
+    if not _serves(x, weight):
         return nn.conv2d(x, weight, bias, stride=stride, padding=padding)
     y = _apply(_Forward, x, weight, None, _single(stride, "stride"), _single(padding, "padding"))
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))
@@ -145,8 +149,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0):
     """``jittor.nn.conv_transpose2d(x, weight, bias, stride, padding)`` (no output padding,
     groups 1): the input gradient of the convolution whose weight is ``weight`` [in, out, k, k]."""
-    if not (available() and x.dtype == "float32" and weight.dtype == "float32"
-            and weight.shape[2] == weight.shape[3]):
+    if not _serves(x, weight):
         return nn.conv_transpose2d(x, weight, bias, stride=stride, padding=padding)
     stride, padding = _single(stride, "stride"), _single(padding, "padding")
     n, _, h, w = x.shape
