@@ -16,8 +16,11 @@ with a fixed seed), so no image goes to two ranks, except that with ``drop_last=
 pads a short last batch to equal shares, repeating an image or two.
 ``len(dataset)`` is Jittor's: batches per epoch; ``dataset.num_images`` counts the images.
 """
+import ctypes
 import os
 import shlex
+import signal
+import threading
 
 import numpy as np
 from PIL import Image
@@ -113,6 +116,38 @@ def check_resolutions(root, sizes):
                        + "; ".join(hints))
 
 
+PR_SET_PDEATHSIG = 1  # Linux prctl: a signal for this process when its parent ends
+
+
+def only_the_parent_may_terminate():
+    """In a data-loading worker: end on SIGTERM only when the parent (the training process)
+    sends it, as Jittor's ``Dataset.terminate`` and multiprocessing's exit do; ignore a SIGTERM
+    from anyone else, and die with the parent.
+
+    A SIGTERM to the whole process group (``timeout``, SLURM's scancel) reaches the workers too.
+    A worker that died of it while holding the loader's shared lock, or after taking a batch
+    number and before handing the batch over, left the training process waiting for that batch
+    forever, before it could save and exit 143 (seen in test_long_runs). The training process
+    stops at its own pace and then ends its workers itself."""
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # threads started now inherit it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def watch():
+        while signal.sigwaitinfo([signal.SIGTERM]).si_pid != parent:
+            pass
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])  # in this thread alone
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered here: die of it, as Jittor expects
+
+    threading.Thread(target=watch, name="sigterm-from-parent", daemon=True).start()
+    try:  # a worker whose parent died (SIGKILL, OOM) would otherwise wait for work forever
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux
+        pass
+    if os.getppid() != parent:  # the parent ended before prctl
+        os._exit(1)
+
+
 class MultiResolutionDataset(Dataset):
     """Images of ``root/<resolution>/*`` as float32 (3, H, W) arrays in [-1, 1].
 
@@ -199,3 +234,8 @@ class MultiResolutionDataset(Dataset):
             pixels = pixels[:, ::-1]
         pixels = pixels.transpose(2, 0, 1) / PIXEL_MAX
         return np.ascontiguousarray((pixels - NORMALIZE_MEAN) / NORMALIZE_STD, dtype=np.float32)
+
+    def _worker_main(self, worker_id, buffer, status):
+        """Jittor's worker loop (in a forked worker process), ended only by its parent."""
+        only_the_parent_may_terminate()
+        super()._worker_main(worker_id, buffer, status)

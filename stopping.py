@@ -80,10 +80,11 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
-        if os.getpid() != self._pid:  # a worker forked from this process: not its business,
-            if signum == getattr(signal, "SIGTERM", None):  # but Jittor ends its data workers
+        if os.getpid() != self._pid:  # a process forked from this one: not its business,
+            if signum == getattr(signal, "SIGTERM", None):  # but Jittor ends its compiler pool
                 signal.signal(signum, signal.SIG_DFL)       # with SIGTERM: die of it, as
-                os.kill(os.getpid(), signum)                # Jittor expects
+                os.kill(os.getpid(), signum)                # Jittor expects (data loaders
+                                                            # see dataset.py)
             return
         first = not self.requested
         self.requested = True

@@ -1,8 +1,10 @@
 """dataset.py: values like the reference transform, Jittor batching/workers/MPI, clear errors."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -194,6 +196,44 @@ def test_real_mpirun_ranks_share_every_image_without_overlap(coded_root, tmp_pat
     assert len(ids[0]) == len(ids[1]) == 4
     assert not set(ids[0][:3]) & set(ids[1][:3])
     assert set(ids[0]) | set(ids[1]) == set(range(7))
+
+
+def test_loader_workers_outlive_a_sigterm_from_others_and_end_by_their_parents(coded_root):
+    """A SIGTERM to the whole process group (timeout, scancel) reaches the loader workers too;
+    one that died of it could leave the training process waiting for its batch forever. The
+    workers ignore a SIGTERM from anyone but their parent, and end by the parent's."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import jittor_env\n"
+        "from dataset import MultiResolutionDataset\n"
+        "ds = MultiResolutionDataset(sys.argv[2], resolution=8, flip=False, batch_size=2,"
+        " num_workers=2, endless=True)\n"
+        "batches = iter(ds); next(batches)\n"
+        "print(*[w.p.pid for w in ds.workers], flush=True)\n"
+        "sys.stdin.readline()  # meanwhile the test sends SIGTERM to the workers\n"
+        "print('BATCHES', sum(len(next(batches)) for _ in range(10)), flush=True)\n"
+        "processes = [w.p for w in ds.workers]; ds.terminate()\n"
+        "[p.join(30) for p in processes]\n"
+        "print('EXITCODES', *[p.exitcode for p in processes], flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, ROOT, str(coded_root)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in child.stdout.readline().split()]
+        assert len(workers) == 2, child.stderr.read() if child.poll() is not None else workers
+        for pid in workers:  # from this process, not their parent
+            os.kill(pid, signal.SIGTERM)
+        time.sleep(1)
+        for pid in workers:
+            with open(f"/proc/{pid}/stat") as stat:
+                assert stat.read().split(") ")[1][0] in "RS", "a worker died of the SIGTERM"
+        out, err = child.communicate("go\n", timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err[-3000:]
+    # batches 2-11 of epochs of 7 images (batches of 2, 2, 2, 1): 5 + 7 + 6 images
+    assert out.split("\n")[0:2] == ["BATCHES 18", f"EXITCODES {-signal.SIGTERM} {-signal.SIGTERM}"]
 
 
 def test_missing_resolution_names_the_folder_and_the_resize_command(data_root):
