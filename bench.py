@@ -57,6 +57,7 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 
 import cli
+import losses
 import model
 import onednn_conv
 import train
@@ -630,7 +631,7 @@ def no_r1(output, inputs):
 ABLATIONS = (
     ("blur (forward, backward, R1 double backward)", model, "blur", identity),
     ("instance norm (in AdaIN)", model, "instance_norm", identity),
-    ("R1 penalty (input gradient + double backward)", train, "squared_grad_norm", no_r1),
+    ("R1 penalty (input gradient + double backward)", losses, "squared_grad_norm", no_r1),
 )
 
 

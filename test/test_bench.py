@@ -319,3 +319,10 @@ def test_help_explains_json_and_compare(capsys):
     assert "--json PATH also write this run's results to PATH as JSON" in text
     assert "--compare REF after the run, a second table" in text
     assert "(>1: faster now), GFLOP/s and % of peak of both" in text
+
+
+def test_every_profile_ablation_names_a_function_that_exists():
+    # --profile replaces each by setattr; a moved function made it fail after the profiler ran
+    for label, module, attribute, replacement in bench.ABLATIONS:
+        assert callable(getattr(module, attribute, None)), (label, module.__name__, attribute)
+        assert callable(replacement)
