@@ -9,6 +9,12 @@ and one shared scratch, and asks for the training forward. Its three passes (for
 gradient, weight gradient) are linear in each argument, so each one's gradient is another of
 the three: the closure below gives the R1 penalty's double backward too.
 
+The 3x3, stride-1 convolutions on maps of at least ``WINOGRAD_MIN_MAP`` pixels a side (most of
+the FLOPs from 8 px on) ask oneDNN for its Winograd kernels, F(4x4, 3x3): about 2x faster on
+AVX-512 than the direct ones (``ops/onednn_kernels_bench.cpp``), with float32 rounding errors a
+few times larger (docs/benchmark.md measures them); oneDNN falls back to direct ones on CPUs or
+shapes it has no Winograd kernel for. ``STYLEGAN_WINOGRAD=0`` keeps every convolution direct.
+
 ``conv2d`` and ``conv_transpose2d`` take the same arguments as ``jittor.nn``'s for the cases the
 model uses (square kernels, one stride and padding, no groups, no dilation) and fall back to
 ``jittor.nn`` wherever this operator does not apply: on a GPU, without oneDNN (``use_mkl=0``),
@@ -23,7 +29,12 @@ from jittor import nn
 
 OPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops")
 ENV_SWITCH = "STYLEGAN_ONEDNN_CONV"
+WINOGRAD_SWITCH = "STYLEGAN_WINOGRAD"
 FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
+DIRECT, WINOGRAD = 0, 1
+# Smaller maps are faster direct: at 4x4, Winograd's forward is slower and its backward passes
+# gain less than 10 % (ops/onednn_kernels_bench.cpp, batch 32, 512 channels).
+WINOGRAD_MIN_MAP = 8
 
 _ops = None          # the compiled operator module, once built
 _unavailable = None  # why it cannot be used, once known
@@ -75,20 +86,31 @@ def available():
     return _ops is not None
 
 
-def _pass(mode, a, b, out_shape, stride, padding):
-    return _ops.onednn_conv(a, b, out_shape, mode, stride, padding)
+def algorithm_for(x_shape, kernel, stride, padding):
+    """WINOGRAD for a 3x3, stride-1, padding-1 convolution of a ``x_shape`` input of at least
+    WINOGRAD_MIN_MAP pixels a side (unless STYLEGAN_WINOGRAD=0), else DIRECT. All three passes
+    of one convolution use the forward's choice."""
+    if os.environ.get(WINOGRAD_SWITCH, "1") == "0":
+        return DIRECT
+    if (kernel, stride, padding) == (3, 1, 1) and min(x_shape[2:]) >= WINOGRAD_MIN_MAP:
+        return WINOGRAD
+    return DIRECT
+
+
+def _pass(mode, a, b, out_shape, stride, padding, algorithm):
+    return _ops.onednn_conv(a, b, out_shape, mode, stride, padding, algorithm)
 
 
 class _Forward(jt.Function):
     """y = conv(x, w). dx = input_grad(dy, w), dw = weight_grad(x, dy)."""
 
     def execute(self, x, w):
-        return _pass(FORWARD, x, w, [], self.stride, self.padding)
+        return _pass(FORWARD, x, w, [], self.stride, self.padding, self.algorithm)
 
     def grad(self, grad_y):
         x, w = self.saved
-        return (_apply(_InputGrad, grad_y, w, x.shape, self.stride, self.padding),
-                _apply(_WeightGrad, x, grad_y, w.shape, self.stride, self.padding))
+        return (_apply(_InputGrad, grad_y, w, x.shape, self.stride, self.padding, self.algorithm),
+                _apply(_WeightGrad, x, grad_y, w.shape, self.stride, self.padding, self.algorithm))
 
 
 class _InputGrad(jt.Function):
@@ -96,12 +118,13 @@ class _InputGrad(jt.Function):
     d/d(dy) = conv(g, w), d/dw = weight_grad(g, dy)."""
 
     def execute(self, grad_y, w):
-        return _pass(INPUT_GRAD, grad_y, w, self.out_shape, self.stride, self.padding)
+        return _pass(INPUT_GRAD, grad_y, w, self.out_shape, self.stride, self.padding,
+                     self.algorithm)
 
     def grad(self, g):
         grad_y, w = self.saved
-        return (_apply(_Forward, g, w, None, self.stride, self.padding),
-                _apply(_WeightGrad, g, grad_y, w.shape, self.stride, self.padding))
+        return (_apply(_Forward, g, w, None, self.stride, self.padding, self.algorithm),
+                _apply(_WeightGrad, g, grad_y, w.shape, self.stride, self.padding, self.algorithm))
 
 
 class _WeightGrad(jt.Function):
@@ -109,18 +132,20 @@ class _WeightGrad(jt.Function):
     d/dx = input_grad(dy, g), d/d(dy) = conv(x, g)."""
 
     def execute(self, x, grad_y):
-        return _pass(WEIGHT_GRAD, x, grad_y, self.out_shape, self.stride, self.padding)
+        return _pass(WEIGHT_GRAD, x, grad_y, self.out_shape, self.stride, self.padding,
+                     self.algorithm)
 
     def grad(self, g):
         x, grad_y = self.saved
-        return (_apply(_InputGrad, grad_y, g, x.shape, self.stride, self.padding),
-                _apply(_Forward, x, g, None, self.stride, self.padding))
+        return (_apply(_InputGrad, grad_y, g, x.shape, self.stride, self.padding, self.algorithm),
+                _apply(_Forward, x, g, None, self.stride, self.padding, self.algorithm))
 
 
-def _apply(function, a, b, out_shape, stride, padding):
+def _apply(function, a, b, out_shape, stride, padding, algorithm):
     """Run one pass as a differentiable Function that keeps its (untaped) inputs for grad."""
     f = function()
     f.saved, f.out_shape, f.stride, f.padding = (a, b), list(out_shape or []), stride, padding
+    f.algorithm = algorithm
     return f(a, b)
 
 
@@ -142,7 +167,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     """``jittor.nn.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1)."""
     if not _serves(x, weight):
         return nn.conv2d(x, weight, bias, stride=stride, padding=padding)
-    y = _apply(_Forward, x, weight, None, _single(stride, "stride"), _single(padding, "padding"))
+    stride, padding = _single(stride, "stride"), _single(padding, "padding")
+    algorithm = algorithm_for(x.shape, weight.shape[2], stride, padding)
+    y = _apply(_Forward, x, weight, None, stride, padding, algorithm)
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))
 
 
@@ -156,5 +183,6 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0):
     k = weight.shape[2]
     out_shape = (n, weight.shape[1], (h - 1) * stride - 2 * padding + k,
                  (w - 1) * stride - 2 * padding + k)
-    y = _apply(_InputGrad, x, weight, out_shape, stride, padding)
+    y = _apply(_InputGrad, x, weight, out_shape, stride, padding,
+               algorithm_for(out_shape, k, stride, padding))
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))

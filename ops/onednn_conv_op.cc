@@ -12,10 +12,14 @@ namespace jittor {
 
 #ifndef JIT
 
-OnednnConvOp::OnednnConvOp(Var* a, Var* b, NanoVector out_shape, int mode, int stride, int padding)
-    : a(a), b(b), out_shape(out_shape), mode(mode), stride(stride), padding(padding) {
+OnednnConvOp::OnednnConvOp(Var* a, Var* b, NanoVector out_shape, int mode, int stride, int padding,
+                           int algorithm)
+    : a(a), b(b), out_shape(out_shape), mode(mode), stride(stride), padding(padding),
+      algorithm(algorithm) {
     flags.set(NodeFlags::_cpu, 1);
     ASSERT(mode >= 0 && mode <= 2) << "onednn_conv: mode must be 0, 1 or 2, not" << mode;
+    ASSERT(algorithm == 0 || algorithm == 1) << "onednn_conv: algorithm must be 0 or 1, not"
+                                             << algorithm;
     out = create_output(nullptr, a->dtype());
 }
 
@@ -88,7 +92,7 @@ static memory::dims dims(const NanoVector& s) { return {s[0], s[1], s[2], s[3]};
 void OnednnConvOp::jit_run() {
     const NanoVector& sa = a->shape, & sb = b->shape, & so = out->shape;
     std::string key = std::to_string(mode) + ":" + std::to_string(stride) + ":" +
-                      std::to_string(padding);
+                      std::to_string(padding) + ":" + std::to_string(algorithm);
     for (auto* s : {&sa, &sb, &so})
         for (int i = 0; i < 4; i++) key += "," + std::to_string((*s)[i]);
     auto& cache = plans();
@@ -101,38 +105,50 @@ void OnednnConvOp::jit_run() {
         NanoVector sy = mode == 0 ? so : (mode == 1 ? sa : sb);
         memory::dims strides = {stride, stride}, dil = {0, 0}, pad = {padding, padding};
         auto any = [](const NanoVector& s) { return memory::desc(dims(s), dt::f32, tag::any); };
-        auto fwd_desc = convolution_forward::desc(prop_kind::forward_training,
-            algorithm::convolution_direct, any(sx), any(sw), any(sy), strides, dil, pad, pad);
-        auto fwd_pd = convolution_forward::primitive_desc(fwd_desc, eng);
         auto plan = std::make_unique<ConvPlan>();
         memory::desc plain_x(dims(sx), dt::f32, tag::nchw), plain_w(dims(sw), dt::f32, tag::oihw),
                      plain_y(dims(sy), dt::f32, tag::nchw);
-        if (mode == 0) {
-            plan->conv = convolution_forward(fwd_pd);
-            plan->user_a = plain_x; plan->user_b = plain_w; plan->user_out = plain_y;
-            plan->prim_a = fwd_pd.src_desc(); plan->prim_b = fwd_pd.weights_desc();
-            plan->prim_out = fwd_pd.dst_desc();
-            plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_WEIGHTS; plan->arg_out = DNNL_ARG_DST;
-        } else if (mode == 1) {
-            auto d = convolution_backward_data::desc(algorithm::convolution_direct,
-                any(sx), any(sw), any(sy), strides, dil, pad, pad);
-            auto pd = convolution_backward_data::primitive_desc(d, eng, fwd_pd);
-            plan->conv = convolution_backward_data(pd);
-            plan->user_a = plain_y; plan->user_b = plain_w; plan->user_out = plain_x;
-            plan->prim_a = pd.diff_dst_desc(); plan->prim_b = pd.weights_desc();
-            plan->prim_out = pd.diff_src_desc();
-            plan->arg_a = DNNL_ARG_DIFF_DST; plan->arg_b = DNNL_ARG_WEIGHTS;
-            plan->arg_out = DNNL_ARG_DIFF_SRC;
-        } else {
-            auto d = convolution_backward_weights::desc(algorithm::convolution_direct,
-                any(sx), any(sw), any(sy), strides, dil, pad, pad);
-            auto pd = convolution_backward_weights::primitive_desc(d, eng, fwd_pd);
-            plan->conv = convolution_backward_weights(pd);
-            plan->user_a = plain_x; plan->user_b = plain_y; plan->user_out = plain_w;
-            plan->prim_a = pd.src_desc(); plan->prim_b = pd.diff_dst_desc();
-            plan->prim_out = pd.diff_weights_desc();
-            plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_DIFF_DST;
-            plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+        // Winograd where asked for and oneDNN has it for this shape and CPU, else direct
+        bool built = false;
+        for (int wino = algorithm; wino >= 0 && !built; wino--) {
+            auto alg = wino ? algorithm::convolution_winograd : algorithm::convolution_direct;
+            try {
+                auto fwd_pd = convolution_forward::primitive_desc(convolution_forward::desc(
+                    prop_kind::forward_training, alg, any(sx), any(sw), any(sy), strides, dil,
+                    pad, pad), eng);
+                if (mode == 0) {
+                    plan->conv = convolution_forward(fwd_pd);
+                    plan->user_a = plain_x; plan->user_b = plain_w; plan->user_out = plain_y;
+                    plan->prim_a = fwd_pd.src_desc(); plan->prim_b = fwd_pd.weights_desc();
+                    plan->prim_out = fwd_pd.dst_desc();
+                    plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_WEIGHTS;
+                    plan->arg_out = DNNL_ARG_DST;
+                } else if (mode == 1) {
+                    auto pd = convolution_backward_data::primitive_desc(
+                        convolution_backward_data::desc(alg, any(sx), any(sw), any(sy), strides,
+                                                        dil, pad, pad), eng, fwd_pd);
+                    plan->conv = convolution_backward_data(pd);
+                    plan->user_a = plain_y; plan->user_b = plain_w; plan->user_out = plain_x;
+                    plan->prim_a = pd.diff_dst_desc(); plan->prim_b = pd.weights_desc();
+                    plan->prim_out = pd.diff_src_desc();
+                    plan->arg_a = DNNL_ARG_DIFF_DST; plan->arg_b = DNNL_ARG_WEIGHTS;
+                    plan->arg_out = DNNL_ARG_DIFF_SRC;
+                } else {
+                    auto pd = convolution_backward_weights::primitive_desc(
+                        convolution_backward_weights::desc(alg, any(sx), any(sw), any(sy),
+                                                           strides, dil, pad, pad), eng, fwd_pd);
+                    plan->conv = convolution_backward_weights(pd);
+                    plan->user_a = plain_x; plan->user_b = plain_y; plan->user_out = plain_w;
+                    plan->prim_a = pd.src_desc(); plan->prim_b = pd.diff_dst_desc();
+                    plan->prim_out = pd.diff_weights_desc();
+                    plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_DIFF_DST;
+                    plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+                }
+                built = true;
+            } catch (dnnl::error& e) {
+                ASSERT(wino) << "onednn_conv: oneDNN has no convolution for" << key << ":"
+                             << e.what();
+            }
         }
         if (plan->prim_a != plan->user_a) {
             plan->to_a.reset(new reorder(reorder::primitive_desc(eng, plan->user_a, eng, plan->prim_a)));

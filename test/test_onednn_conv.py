@@ -104,3 +104,45 @@ def test_bias_is_added_per_output_channel():
     bias = jt.array(np.array([1, 2, 3, 4], "float32"))
     y = onednn_conv.conv2d(x, w, bias).numpy()
     np.testing.assert_array_equal(y[0, :, 1, 1], [1, 2, 3, 4])
+
+
+def has_avx512():
+    try:
+        with open("/proc/cpuinfo") as info:
+            return "avx512f" in info.read().split()
+    except OSError:
+        return False
+
+
+def test_winograd_is_asked_for_3x3_stride_1_convolutions_from_8x8_maps(monkeypatch):
+    choose = onednn_conv.algorithm_for
+    assert choose((2, 32, 8, 8), 3, 1, 1) == onednn_conv.WINOGRAD
+    assert choose((2, 32, 4, 4), 3, 1, 1) == onednn_conv.DIRECT     # small maps: direct faster
+    assert choose((2, 32, 16, 16), 3, 2, 1) == onednn_conv.DIRECT   # stride 2
+    assert choose((2, 32, 16, 16), 4, 1, 0) == onednn_conv.DIRECT   # not 3x3
+    assert choose((2, 32, 16, 16), 1, 1, 0) == onednn_conv.DIRECT
+    monkeypatch.setenv(onednn_conv.WINOGRAD_SWITCH, "0")
+    assert choose((2, 32, 8, 8), 3, 1, 1) == onednn_conv.DIRECT
+
+
+@pytest.mark.parametrize("size", [8, 16])
+def test_winograd_passes_and_double_backward_match_jittor_within_float32_rounding(size):
+    """oneDNN's Winograd F(4x4, 3x3) kernels (AVX-512; direct ones elsewhere) for the forward,
+    both gradients and the double backward, against Jittor's direct convolution."""
+    rng = np.random.RandomState(size)
+    x = jt.array(rng.randn(2, 32, size, size).astype("float32"))
+    w = jt.array((rng.randn(32, 32, 3, 3) * np.sqrt(2 / 288)).astype("float32"))
+
+    def forced(algorithm):
+        def conv(x, w, bias, stride, padding):
+            return onednn_conv._apply(onednn_conv._Forward, x, w, None, stride, padding,
+                                      algorithm)
+        return derivatives(conv, x, w, stride=1, padding=1)
+
+    winograd, direct = forced(onednn_conv.WINOGRAD), forced(onednn_conv.DIRECT)
+    theirs = derivatives(nn.conv2d, x, w, stride=1, padding=1)
+    for name, a, b in zip(("y", "dx", "dw", "d2w", "d2x"), winograd, theirs):
+        # measured: errors of a few 1e-6 of the largest value (direct ones: 3e-7)
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max(), err_msg=name)
+    if has_avx512():  # Winograd really ran: it rounds differently from the direct kernels
+        assert not np.array_equal(winograd[0], direct[0])
