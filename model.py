@@ -484,6 +484,14 @@ class Generator(nn.Module):
                 break
         return out
 
+    def modules_in_use(self, step, alpha):
+        """The layers ``execute(step=step, alpha=alpha)`` runs: the blocks up to ``step``, its
+        to-RGB, and the previous one's while fading in."""
+        used = [self.progression[i] for i in range(step + 1)] + [self.to_rgb[step]]
+        if step > 0 and 0 <= alpha < 1:
+            used.append(self.to_rgb[step - 1])
+        return used
+
 
 class StyledGenerator(ReferenceStateDictMixin, nn.Module):
     """Mapping network (PixelNorm + ``n_mlp`` EqualLinear/LeakyReLU) followed by synthesis.
@@ -549,6 +557,16 @@ class StyledGenerator(ReferenceStateDictMixin, nn.Module):
             styles = [mean_style + style_weight * (style - mean_style) for style in styles]
 
         return self.generator(styles, noise, step, alpha, mixing_range=mixing_range)
+
+    def modules_in_use(self, step, alpha):
+        """The layers a forward pass at ``step`` and ``alpha`` runs (the mapping network too)."""
+        return [self.style] + self.generator.modules_in_use(step, alpha)
+
+    def modules_up_to(self, step):
+        """The mapping network and every synthesis layer of steps 0..``step``: all that a
+        progressive run has trained by ``step``; the layers above it are still as initialised."""
+        g = self.generator
+        return [self.style] + [m for i in range(step + 1) for m in (g.progression[i], g.to_rgb[i])]
 
     def mean_style(self, input):
         """Mean of the mapped styles of ``input`` latents, shape (1, code_dim)."""
@@ -640,3 +658,13 @@ class Discriminator(ReferenceStateDictMixin, nn.Module):
                 skip_rgb = self.from_rgb[index + 1](avg_pool_2x2(input))
                 out = (1 - alpha) * skip_rgb + alpha * out
         return self.linear(out.reshape((out.shape[0], out.shape[1])))
+
+    def modules_in_use(self, step, alpha):
+        """The layers ``execute(step=step, alpha=alpha)`` runs: the blocks of sizes up to
+        ``step``'s, its from-RGB, the next smaller one's while fading in, the final linear."""
+        first = self.n_layer - step - 1
+        used = [self.progression[i] for i in range(first, self.n_layer)]
+        used += [self.from_rgb[first], self.linear]
+        if step > 0 and 0 <= alpha < 1:
+            used.append(self.from_rgb[first + 1])
+        return used

@@ -61,7 +61,8 @@ from dataset import DatasetError, UnreadableImage, check_resolutions
 from losses import LOSSES
 from model import Discriminator, StyledGenerator, size_for_step, step_for_size
 from optimizers import (EMA_DECAY, accumulate, adjust_lr, build_optimizers, copy_parameters,
-                        load_optimizer_state, optimizer_state, torch_adam_reports)
+                        load_optimizer_state, optimizer_state, parameter_names, torch_adam_reports,
+                        train_only)
 from run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, RUN_KEYS, TRAIN_STATE_FILE, Outputs,
                         newest_training_checkpoint, run_differences, run_files)
 from schedule import Progress, ScheduleConfig, advance, schedule
@@ -276,6 +277,7 @@ class Trainer:
             max(c * r for c, r in [DEFAULT_SAMPLE_GRID, *SAMPLE_GRID.values()]),
             config.code_dim).astype(np.float32)
         self._sample_noise = {}
+        self._ema_names_at = {}         # step -> names of the parameters the EMA follows
         self.last_checkpoint = None     # (path, iteration) of the last rolling checkpoint
         self.last_save_time = time.monotonic()   # for --save_minutes
         self.discriminator_loss, self.generator_loss = LOSSES[config.loss]
@@ -443,10 +445,19 @@ class Trainer:
         real, images, share = self._real_images(before)
         gen_in1, gen_in2 = self._latents(images, share)
         noise1, noise2 = self._noise(step, images, share)
+        # Jittor fills a random Var when its graph runs, in the graph's execution order: drawn
+        # here, one after the other, their values depend on the seed alone, not on which
+        # gradients the iteration computes (train_only changed that order once)
+        jt.sync([z for latents in (gen_in1, gen_in2)
+                 for z in (latents if isinstance(latents, list) else [latents])] + noise1 + noise2)
 
         # D step: the reference freezes the generator with requires_grad(generator, False);
         # here the optimiser differentiates its own parameters only and the fakes are detached.
         # Under MPI, Jittor's optimisers average the gradients of all processes.
+        # as PyTorch's Adam, which skips parameters without a gradient: only the layers in use
+        train_only(self.generator, self.generator.modules_in_use(step, alpha))
+        train_only(self.discriminator, self.discriminator.modules_in_use(step, alpha))
+
         fake = self.generator(gen_in1, noise=noise1, step=step, alpha=alpha)
         d_total, d_loss, penalty = self.discriminator_loss(
             self.discriminator, real, fake.detach(), step, alpha)
@@ -456,7 +467,7 @@ class Trainer:
         fake = self.generator(gen_in2, noise=noise2, step=step, alpha=alpha)
         g_loss = self.generator_loss(self.discriminator(fake, step=step, alpha=alpha))
         self.g_optimizer.step(g_loss)
-        accumulate(self.g_running, self.generator, self.config.ema_decay)
+        accumulate(self.g_running, self.generator, self.config.ema_decay, self._ema_names(step))
         jt.sync_all()
 
         self.progress = advance(self.progress, images)
@@ -464,6 +475,14 @@ class Trainer:
         self.iteration += 1
         return IterationResult(self.iteration, size_for_step(step), alpha, images,
                                *mean_over_processes(g_loss, d_loss, penalty))
+
+    def _ema_names(self, step):
+        """The generator's parameters the moving average follows at ``step``: those of the
+        layers up to it (see optimizers.accumulate)."""
+        if step not in self._ema_names_at:
+            self._ema_names_at[step] = parameter_names(
+                self.generator, self.generator.modules_up_to(step))
+        return self._ema_names_at[step]
 
     # --- samples --------------------------------------------------------------------------------
     def sample_noise(self, step, count):

@@ -5,6 +5,7 @@ width 8, code_dim 8, 2 mapping layers, batch 4, phase 8 images), so Jittor compi
 operators once for all tests.
 """
 import csv
+import dataclasses
 import os
 import signal
 import subprocess
@@ -153,6 +154,52 @@ def test_one_iteration_moves_parameters_updates_the_ema_and_the_mapping_net_at_l
     assert np.median(synthesis) == pytest.approx(config.lr, rel=0.01)
     assert mapping.max() <= config.lr * MAPPING_LR_MULT * 1.05
     assert [g["lr"] for g in trainer.g_optimizer.param_groups] == [1e-3, 1e-3 * MAPPING_LR_MULT]
+
+
+@pytest.mark.parametrize("step, alpha", [(0, 1), (1, 1), (1, 0.5), (3, 0.25), (3, -1)])
+def test_layers_in_use_are_those_a_forward_pass_gives_gradients(step, alpha):
+    """modules_in_use, which train_only leaves trainable, against Jittor's own differentiation
+    of every parameter (an unused one gets a zero gradient)."""
+    import jittor as jt
+    from model import Discriminator, StyledGenerator, size_for_step
+    from optimizers import parameter_names
+    generator = StyledGenerator(8, n_mlp=2, width=8)
+    discriminator = Discriminator(width=8, from_rgb_activate=True)
+    size = size_for_step(step)
+    for network, output in (
+            (generator, lambda: generator(jt.randn(2, 8), step=step, alpha=alpha)),
+            (discriminator, lambda: discriminator(jt.randn(2, 3, size, size), step=step,
+                                                  alpha=alpha))):
+        names = [name for name, _ in network.named_parameters()]
+        grads = jt.grad((output() ** 2).sum(), [p for _, p in network.named_parameters()])
+        differentiated = {n for n, g in zip(names, grads) if np.abs(g.numpy()).sum() > 0}
+        assert differentiated == parameter_names(network, network.modules_in_use(step, alpha))
+        assert 0 < len(differentiated) < len(names)
+
+
+def test_training_only_the_layers_in_use_trains_as_adam_over_every_parameter(
+        data_root, tmp_path, monkeypatch):
+    """train_only and the EMA over the layers up to the current size change nothing but work:
+    the same losses and weights as Adam and the EMA over every parameter, through a fade-in."""
+    config = TrainConfig(path=data_root, init_size=8, max_size=16, phase=8, batch=4, code_dim=8,
+                         n_mlp=2, width=8, seed=5, out=str(tmp_path / "a"))
+    fast = Trainer(config)
+    fast_results = [fast.train_iteration() for _ in range(ITERATIONS)]
+    monkeypatch.setattr(train, "train_only", lambda network, modules: None)  # all trainable
+    monkeypatch.setattr(Trainer, "_ema_names", lambda self, step: None)      # EMA over all
+    full = Trainer(dataclasses.replace(config, out=str(tmp_path / "b")))
+    full_results = [full.train_iteration() for _ in range(ITERATIONS)]
+    assert [r.alpha for r in full_results] == EXPECTED_ALPHAS
+    for a, b in zip(fast_results, full_results):
+        np.testing.assert_allclose([a.g_loss, a.d_loss, a.grad_penalty],
+                                   [b.g_loss, b.d_loss, b.grad_penalty], rtol=1e-5, atol=1e-6)
+    for network in ("generator", "discriminator", "g_running"):
+        a, b = parameters(getattr(fast, network)), parameters(getattr(full, network))
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # the unused layers were left out: after 16 px, the 32 px block is as initialised
+    unused = fast.generator.generator.progression[3].parameters()
+    assert unused and all(p.is_stop_grad() for p in unused)
 
 
 def test_ema_decay_flag_sets_the_moving_average_rate(data_root, tmp_path):
