@@ -14,6 +14,8 @@ the FLOPs from 8 px on) ask oneDNN for its Winograd kernels, F(4x4, 3x3): about 
 AVX-512 than the direct ones (``ops/onednn_kernels_bench.cpp``), with float32 rounding errors a
 few times larger (docs/benchmark.md measures them); oneDNN falls back to direct ones on CPUs or
 shapes it has no Winograd kernel for. ``STYLEGAN_WINOGRAD=0`` keeps every convolution direct.
+A kernel as large as its unpadded input (the discriminator's last convolution, 4x4 on 4x4) runs
+as oneDNN's inner product, one matrix product on the plain layouts.
 
 ``conv2d`` and ``conv_transpose2d`` take the same arguments as ``jittor.nn``'s for the cases the
 model uses (square kernels, one stride and padding, no groups, no dilation) and fall back to
@@ -32,8 +34,9 @@ ENV_SWITCH = "STYLEGAN_ONEDNN_CONV"
 WINOGRAD_SWITCH = "STYLEGAN_WINOGRAD"
 FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
 DIRECT, WINOGRAD = 0, 1
-# Smaller maps are faster direct: at 4x4, Winograd's forward is slower and its backward passes
-# gain less than 10 % (ops/onednn_kernels_bench.cpp, batch 32, 512 channels).
+# Smaller maps are not faster with Winograd: at 4x4 its forward is slower than the direct one and
+# a training iteration at 8 or 16 px took the same time with it for some or all passes there
+# (docs/benchmark.md).
 WINOGRAD_MIN_MAP = 8
 
 _ops = None          # the compiled operator module, once built

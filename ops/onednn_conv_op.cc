@@ -108,9 +108,37 @@ void OnednnConvOp::jit_run() {
         auto plan = std::make_unique<ConvPlan>();
         memory::desc plain_x(dims(sx), dt::f32, tag::nchw), plain_w(dims(sw), dt::f32, tag::oihw),
                      plain_y(dims(sy), dt::f32, tag::nchw);
-        // Winograd where asked for and oneDNN has it for this shape and CPU, else direct
+        // A kernel as large as the unpadded input (the discriminator's last 4x4 convolution of
+        // 4x4 features) is a matrix product: oneDNN's inner product runs it as one sgemm on the
+        // plain layouts, without reorders (about 4x faster than its direct convolution).
         bool built = false;
-        for (int wino = algorithm; wino >= 0 && !built; wino--) {
+        if (padding == 0 && sw[2] == sx[2] && sw[3] == sx[3]) {
+            memory::desc flat_y({sy[0], sy[1]}, dt::f32, tag::nc);
+            auto fwd_pd = inner_product_forward::primitive_desc(inner_product_forward::desc(
+                prop_kind::forward_training, plain_x, plain_w, flat_y), eng);
+            if (mode == 0) {
+                plan->conv = inner_product_forward(fwd_pd);
+                plan->user_a = plain_x; plan->user_b = plain_w; plan->user_out = flat_y;
+                plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_WEIGHTS; plan->arg_out = DNNL_ARG_DST;
+            } else if (mode == 1) {
+                plan->conv = inner_product_backward_data(inner_product_backward_data::primitive_desc(
+                    inner_product_backward_data::desc(plain_x, plain_w, flat_y), eng, fwd_pd));
+                plan->user_a = flat_y; plan->user_b = plain_w; plan->user_out = plain_x;
+                plan->arg_a = DNNL_ARG_DIFF_DST; plan->arg_b = DNNL_ARG_WEIGHTS;
+                plan->arg_out = DNNL_ARG_DIFF_SRC;
+            } else {
+                plan->conv = inner_product_backward_weights(
+                    inner_product_backward_weights::primitive_desc(
+                        inner_product_backward_weights::desc(plain_x, plain_w, flat_y), eng, fwd_pd));
+                plan->user_a = plain_x; plan->user_b = flat_y; plan->user_out = plain_w;
+                plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_DIFF_DST;
+                plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+            }
+            plan->prim_a = plan->user_a; plan->prim_b = plan->user_b; plan->prim_out = plan->user_out;
+            built = true;
+        }
+        // Winograd where asked for and oneDNN has it for this shape and CPU, else direct
+        for (int wino = built ? -1 : algorithm; wino >= 0 && !built; wino--) {
             auto alg = wino ? algorithm::convolution_winograd : algorithm::convolution_direct;
             try {
                 auto fwd_pd = convolution_forward::primitive_desc(convolution_forward::desc(
