@@ -140,6 +140,39 @@ def blur_kernel(channels, dtype="float32"):
     return _blur_kernels[key]
 
 
+# The blur on the CPU as one pass over each plane: the vertical [1,2,1] into a row buffer, then the
+# horizontal one (zero padding), times 1/16. 5-15x faster than Jittor's depthwise convolution,
+# which reorders to oneDNN's blocked layout and back on every call (docs/benchmark.md).
+BLUR_CPU_SOURCE = r"""
+    const int planes = in0_shape0 * in0_shape1, H = in0_shape2, W = in0_shape3;
+    #pragma omp parallel for
+    for (int p = 0; p < planes; p++) {
+        const in0_type* x = in0_p + (size_t)p * H * W;
+        out0_type* y = out0_p + (size_t)p * H * W;
+        std::vector<in0_type> v(W + 2, 0);
+        for (int i = 0; i < H; i++) {
+            const in0_type* mid = x + (size_t)i * W;
+            for (int j = 0; j < W; j++) {
+                in0_type s = 2 * mid[j];
+                if (i > 0) s += mid[j - W];
+                if (i + 1 < H) s += mid[j + W];
+                v[j + 1] = s;
+            }
+            out0_type* row = y + (size_t)i * W;
+            for (int j = 0; j < W; j++)
+                row[j] = (v[j] + 2 * v[j + 1] + v[j + 2]) * (in0_type)0.0625;
+        }
+    }
+"""
+
+
+def blur_cpu(input):
+    """``blur`` on the CPU as a Jittor code operator (BLUR_CPU_SOURCE); not differentiable by
+    itself (BlurFunction supplies the gradient)."""
+    return jt.code(input.shape, input.dtype, [input], cpu_header="#include <vector>",
+                   cpu_src=BLUR_CPU_SOURCE)
+
+
 class BlurFunction(jt.Function):
     """Depthwise 3x3 blur, zero padding 1, whose gradient is the same blur of the gradient.
 
@@ -152,6 +185,8 @@ class BlurFunction(jt.Function):
     """
 
     def execute(self, input):
+        if not jt.flags.use_cuda:
+            return blur_cpu(input)
         channels = input.shape[1]
         return nn.conv2d(input, blur_kernel(channels, input.dtype), padding=1, groups=channels)
 

@@ -124,8 +124,9 @@ def test_noise_injection_weight_starts_at_zero_and_is_scaled_by_channels():
 
 # ---------------------------------------------------------------- blur
 
-def test_blur_matches_numpy_depthwise_convolution():
-    x = np.random.randn(2, 3, 7, 5).astype("float32")
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (1, 2, 1, 1), (1, 1, 1, 6), (3, 2, 33, 64)])
+def test_blur_matches_numpy_depthwise_convolution(shape):
+    x = np.random.randn(*shape).astype("float32")
     np.testing.assert_allclose(Blur(3)(jt.array(x)).numpy(), blur_np(x), rtol=1e-5, atol=1e-6)
 
 
