@@ -235,6 +235,16 @@ class MultiResolutionDataset(Dataset):
         pixels = pixels.transpose(2, 0, 1) / PIXEL_MAX
         return np.ascontiguousarray((pixels - NORMALIZE_MEAN) / NORMALIZE_STD, dtype=np.float32)
 
+    def _init_workers(self, index_list):
+        """Jittor's worker start, with SIGTERM blocked meanwhile: a worker is born with it
+        blocked, so one sent before it runs only_the_parent_may_terminate waits for it there
+        (here it stays pending until the mask is restored)."""
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+        try:
+            super()._init_workers(index_list)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
     def _worker_main(self, worker_id, buffer, status):
         """Jittor's worker loop (in a forked worker process), ended only by its parent."""
         only_the_parent_may_terminate()
