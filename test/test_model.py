@@ -211,6 +211,35 @@ def test_adaptive_instance_norm_matches_numpy_and_starts_as_identity_affine():
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (1, 2, 64, 48)])
+def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape):
+    """Generation on the CPU runs noise, LeakyReLU and AdaIN as one operator; with gradients
+    they stay modules. Both against numpy."""
+    n, c, h, w = shape
+    noise_layer, lrelu, adain = NoiseInjection(c), jt.nn.LeakyReLU(0.2), AdaptiveInstanceNorm(c, 6)
+    noise_layer.weight_orig = jt.array(np.random.randn(1, c, 1, 1).astype("float32"))
+    x = (np.random.randn(*shape) * 2 + 0.5).astype("float32")
+    noise = np.random.randn(n, 1, h, w).astype("float32")
+    style = np.random.randn(n, 6).astype("float32")
+    t = x + noise_layer.weight_orig.numpy() * math.sqrt(2 / c) * noise
+    t = np.where(t > 0, t, 0.2 * t).astype(np.float64)
+    gamma_beta = style @ (adain.style.linear.weight_orig.numpy().T * math.sqrt(2 / 6)) + \
+        adain.style.linear.bias.numpy()
+    gamma, beta = gamma_beta[:, :c, None, None], gamma_beta[:, c:, None, None]
+    expected = gamma * (t - t.mean(axis=(2, 3), keepdims=True)) / np.sqrt(
+        t.var(axis=(2, 3), keepdims=True) + 1e-5) + beta
+
+    def run():
+        return model.noise_lrelu_adain(jt.array(x), jt.array(noise), noise_layer, lrelu, adain,
+                                       jt.array(style)).numpy()
+    with jt.no_grad():
+        assert model.fused_noise_lrelu_adain_serves(jt.array(x), jt.array(noise))
+        fused = run()
+    assert not model.fused_noise_lrelu_adain_serves(jt.array(x), jt.array(noise))
+    for got in (fused, run()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------- minibatch standard deviation
 
 def test_minibatch_stddev_value_matches_numpy():
