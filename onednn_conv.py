@@ -38,6 +38,9 @@ DIRECT, WINOGRAD = 0, 1
 # a training iteration at 8 or 16 px took the same time with it for some or all passes there
 # (docs/benchmark.md).
 WINOGRAD_MIN_MAP = 8
+# Fewer channels are slower with Winograd: 16 -> 16 at 1024 x 1024 took 54 ms against 16 ms
+# direct; from 32 channels it is as fast or faster (ops/onednn_kernels_bench.cpp).
+WINOGRAD_MIN_CHANNELS = 32
 
 _ops = None          # the compiled operator module, once built
 _unavailable = None  # why it cannot be used, once known
@@ -89,13 +92,16 @@ def available():
     return _ops is not None
 
 
-def algorithm_for(x_shape, kernel, stride, padding):
+def algorithm_for(x_shape, weight_shape, stride, padding):
     """WINOGRAD for a 3x3, stride-1, padding-1 convolution of a ``x_shape`` input of at least
-    WINOGRAD_MIN_MAP pixels a side (unless STYLEGAN_WINOGRAD=0), else DIRECT. All three passes
-    of one convolution use the forward's choice."""
+    WINOGRAD_MIN_MAP pixels a side, with at least WINOGRAD_MIN_CHANNELS input and output
+    channels (unless STYLEGAN_WINOGRAD=0), else DIRECT. ``weight_shape`` is (out, in, k, k) of
+    the forward convolution. All three passes of one convolution use the forward's choice."""
     if os.environ.get(WINOGRAD_SWITCH, "1") == "0":
         return DIRECT
-    if (kernel, stride, padding) == (3, 1, 1) and min(x_shape[2:]) >= WINOGRAD_MIN_MAP:
+    if ((weight_shape[2], weight_shape[3], stride, padding) == (3, 3, 1, 1)
+            and min(x_shape[2:]) >= WINOGRAD_MIN_MAP
+            and min(weight_shape[:2]) >= WINOGRAD_MIN_CHANNELS):
         return WINOGRAD
     return DIRECT
 
@@ -171,7 +177,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     if not _serves(x, weight):
         return nn.conv2d(x, weight, bias, stride=stride, padding=padding)
     stride, padding = _single(stride, "stride"), _single(padding, "padding")
-    algorithm = algorithm_for(x.shape, weight.shape[2], stride, padding)
+    algorithm = algorithm_for(x.shape, weight.shape, stride, padding)
     y = _apply(_Forward, x, weight, None, stride, padding, algorithm)
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))
 
@@ -187,5 +193,5 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0):
     out_shape = (n, weight.shape[1], (h - 1) * stride - 2 * padding + k,
                  (w - 1) * stride - 2 * padding + k)
     y = _apply(_InputGrad, x, weight, out_shape, stride, padding,
-               algorithm_for(out_shape, k, stride, padding))
+               algorithm_for(out_shape, (weight.shape[1], weight.shape[0], k, k), stride, padding))
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))

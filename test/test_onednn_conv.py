@@ -114,15 +114,18 @@ def has_avx512():
         return False
 
 
-def test_winograd_is_asked_for_3x3_stride_1_convolutions_from_8x8_maps(monkeypatch):
+def test_winograd_is_asked_for_3x3_stride_1_convolutions_from_8x8_maps_and_32_channels(
+        monkeypatch):
     choose = onednn_conv.algorithm_for
-    assert choose((2, 32, 8, 8), 3, 1, 1) == onednn_conv.WINOGRAD
-    assert choose((2, 32, 4, 4), 3, 1, 1) == onednn_conv.DIRECT     # small maps: direct faster
-    assert choose((2, 32, 16, 16), 3, 2, 1) == onednn_conv.DIRECT   # stride 2
-    assert choose((2, 32, 16, 16), 4, 1, 0) == onednn_conv.DIRECT   # not 3x3
-    assert choose((2, 32, 16, 16), 1, 1, 0) == onednn_conv.DIRECT
+    assert choose((2, 32, 8, 8), (32, 32, 3, 3), 1, 1) == onednn_conv.WINOGRAD
+    assert choose((2, 32, 4, 4), (32, 32, 3, 3), 1, 1) == onednn_conv.DIRECT  # small maps
+    assert choose((1, 16, 64, 64), (16, 16, 3, 3), 1, 1) == onednn_conv.DIRECT  # few channels
+    assert choose((1, 32, 64, 64), (16, 32, 3, 3), 1, 1) == onednn_conv.DIRECT
+    assert choose((2, 32, 16, 16), (32, 32, 3, 3), 2, 1) == onednn_conv.DIRECT  # stride 2
+    assert choose((2, 32, 16, 16), (32, 32, 4, 4), 1, 0) == onednn_conv.DIRECT  # not 3x3
+    assert choose((2, 32, 16, 16), (32, 32, 1, 1), 1, 0) == onednn_conv.DIRECT
     monkeypatch.setenv(onednn_conv.WINOGRAD_SWITCH, "0")
-    assert choose((2, 32, 8, 8), 3, 1, 1) == onednn_conv.DIRECT
+    assert choose((2, 32, 8, 8), (32, 32, 3, 3), 1, 1) == onednn_conv.DIRECT
 
 
 @pytest.mark.parametrize("size", [8, 16])
