@@ -75,6 +75,11 @@ class StopRequest:
         try:
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+                # SA_RESTART: a blocking call in C++ that the signal interrupts is resumed, not
+                # failed. Jittor waits for its cache lock with fcntl(F_SETLKW) while another
+                # process compiles, and took EINTR for an error: a SIGTERM then ended a rank with
+                # exit 1, unsaved, and left the other MPI ranks waiting (test_mpi hung so).
+                signal.siginterrupt(signum, False)
         except ValueError:  # not the main thread: leave signals alone
             pass
         return self

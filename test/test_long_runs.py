@@ -402,3 +402,41 @@ def test_ctrl_z_and_a_stopped_worker_do_not_end_the_run(data_root, tmp_path):
     assert "Caught SIGCHLD" not in err
     assert code == 0, err[-3000:]
     assert [int(row["iteration"]) for row in read_log(tmp_path)] == list(range(1, ITERATIONS + 1))
+
+
+LOCK_WAITER = """
+import ctypes, fcntl, os, struct, sys
+sys.path.insert(0, sys.argv[1])
+from stopping import StopRequest
+fd = os.open(sys.argv[2], os.O_RDWR)
+libc = ctypes.CDLL(None, use_errno=True)
+lock = ctypes.create_string_buffer(struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0), 64)
+with StopRequest() as stop:
+    print("waiting", flush=True)
+    result = libc.fcntl(fd, fcntl.F_SETLKW, lock)   # in C, as Jittor waits for its cache lock
+    print(result, ctypes.get_errno(), stop.requested, flush=True)
+"""
+
+
+def test_a_signal_while_waiting_for_a_file_lock_in_c_is_noted_and_the_wait_goes_on(tmp_path):
+    """Jittor waits for its cache lock with fcntl(F_SETLKW) and treats EINTR as an error; under
+    StopRequest the signal handlers restart such calls (SA_RESTART), so a SIGTERM during the
+    wait is kept for after the iteration instead of ending the process with exit 1."""
+    import fcntl
+    path = tmp_path / "lock"
+    path.write_bytes(b"")
+    with open(path, "r+b") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        child = subprocess.Popen([sys.executable, "-c", LOCK_WAITER, ROOT, str(path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline() == "waiting\n", child.stderr.read()
+            time.sleep(0.5)                  # in fcntl by now
+            child.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert child.poll() is None      # still waiting
+        finally:
+            fcntl.lockf(held, fcntl.LOCK_UN)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.split() == ["0", "0", "True"]   # got the lock, no EINTR, the stop was noted
