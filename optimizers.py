@@ -18,7 +18,7 @@ def accumulate(target, source, decay=EMA_DECAY, names=None):
     """target <- decay * target + (1 - decay) * source, parameter by parameter (the reference's);
     only the parameters ``names`` when given. The reference averages every parameter, also the
     layers of resolutions not reached yet, which are equal in both and stay so up to rounding:
-    train.py leaves those out (``names``), as they cost a third of the time at 8 px otherwise."""
+    train.py leaves those out (``names``), work for nothing (1-3 % of an iteration at 8-16 px)."""
     source_params = dict(source.named_parameters())
     for name, param in target.named_parameters():
         if names is None or name in names:
@@ -41,7 +41,8 @@ def train_only(network, modules):
     one a zero gradient (all-reduced under MPI) and updates it with that: the parameter stays
     (beta1 = 0, so the step is the zero gradient's), but its second moment decays where
     PyTorch's stays, and the work is done for 29 of the reference network's 52 million
-    parameters at 8 px (13 % of a training iteration at 8 px, 11 % at 16: docs/benchmark.md)."""
+    parameters at 8 px (an iteration 13 % faster without it at 8 px, 11 % at 16:
+    docs/benchmark.md)."""
     in_use = {id(p) for module in modules for p in module.parameters()}
     for p in network.parameters():
         if id(p) in in_use:

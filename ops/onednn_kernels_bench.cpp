@@ -1,7 +1,8 @@
 // Which kernels oneDNN picks for one convolution, and how fast they are, with no framework in
 // between (blocked layouts, primitives built once): the forward asked for as Jittor's mkl_conv
 // asks (forward_inference, convolution_auto) and as ops/onednn_conv_op.cc asks (forward_training,
-// convolution_direct), and the two backward passes. docs/benchmark.md quotes it.
+// convolution_direct), the two backward passes, and all three with Winograd kernels.
+// docs/benchmark.md quotes it.
 //
 //   g++ -O2 -fopenmp ops/onednn_kernels_bench.cpp -o /tmp/onednn_kernels_bench -ldnnl
 //   /tmp/onednn_kernels_bench BATCH IN OUT MAP KERNEL PADDING     # e.g. 32 512 512 4 3 1
@@ -84,6 +85,41 @@ int main(int argc, char** argv) {
     for (auto& run : runs) {
         double ms = best_ms(run.prim, s, run.args);
         printf("  %-28s %8.2f ms %7.1f GFLOP/s  %s\n", run.name, ms, gflop / ms * 1e3, run.impl);
+    }
+    // The same three passes with oneDNN's Winograd kernels (onednn_conv.py asks for them for
+    // 3x3, stride-1 convolutions from 8x8 maps and 32 channels), where oneDNN has them.
+    try {
+        auto wfwd = convolution_forward::primitive_desc(convolution_forward::desc(
+            prop_kind::forward_training, algorithm::convolution_winograd, x, w, y, one, no, pad,
+            pad), eng);
+        auto wdata = convolution_backward_data::primitive_desc(convolution_backward_data::desc(
+            algorithm::convolution_winograd, x, w, y, one, no, pad, pad), eng, wfwd);
+        auto wweights = convolution_backward_weights::primitive_desc(
+            convolution_backward_weights::desc(algorithm::convolution_winograd, x, w, y, one, no,
+                                               pad, pad), eng, wfwd);
+        struct { const char* name; primitive prim; std::unordered_map<int, memory> args; const char* impl; }
+        wino[] = {
+            {"Winograd forward", convolution_forward(wfwd),
+             {{DNNL_ARG_SRC, filled(wfwd.src_desc(), eng)},
+              {DNNL_ARG_WEIGHTS, filled(wfwd.weights_desc(), eng)},
+              {DNNL_ARG_DST, memory(wfwd.dst_desc(), eng)}}, wfwd.impl_info_str()},
+            {"Winograd input gradient", convolution_backward_data(wdata),
+             {{DNNL_ARG_DIFF_DST, filled(wdata.diff_dst_desc(), eng)},
+              {DNNL_ARG_WEIGHTS, filled(wdata.weights_desc(), eng)},
+              {DNNL_ARG_DIFF_SRC, memory(wdata.diff_src_desc(), eng)}}, wdata.impl_info_str()},
+            {"Winograd weight gradient", convolution_backward_weights(wweights),
+             {{DNNL_ARG_SRC, filled(wweights.src_desc(), eng)},
+              {DNNL_ARG_DIFF_DST, filled(wweights.diff_dst_desc(), eng)},
+              {DNNL_ARG_DIFF_WEIGHTS, memory(wweights.diff_weights_desc(), eng)}},
+             wweights.impl_info_str()},
+        };
+        for (auto& run : wino) {
+            double ms = best_ms(run.prim, s, run.args);
+            printf("  %-28s %8.2f ms %7.1f GFLOP/s  %s\n", run.name, ms, gflop / ms * 1e3,
+                   run.impl);
+        }
+    } catch (dnnl::error&) {
+        printf("  Winograd: oneDNN has no Winograd kernel for this shape on this CPU\n");
     }
     return 0;
 }
