@@ -108,6 +108,24 @@ void OnednnConvOp::jit_run() {
         auto plan = std::make_unique<ConvPlan>();
         memory::desc plain_x(dims(sx), dt::f32, tag::nchw), plain_w(dims(sw), dt::f32, tag::oihw),
                      plain_y(dims(sy), dt::f32, tag::nchw);
+        // The op's inputs a, b and output in the three modes, as forward-convolution tensors
+        // and oneDNN arguments; the primitive's layouts are asked for by argument.
+        static const int ARGS[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                                       {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                                       {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}};
+        auto use = [&](const primitive& prim, const primitive_desc_base& pd,
+                       const memory::desc& y) {
+            const memory::desc user[3][3] = {{plain_x, plain_w, y}, {y, plain_w, plain_x},
+                                             {plain_x, y, plain_w}};
+            plan->conv = prim;
+            plan->user_a = user[mode][0]; plan->user_b = user[mode][1];
+            plan->user_out = user[mode][2];
+            plan->arg_a = ARGS[mode][0]; plan->arg_b = ARGS[mode][1];
+            plan->arg_out = ARGS[mode][2];
+            plan->prim_a = pd.query_md(query::exec_arg_md, plan->arg_a);
+            plan->prim_b = pd.query_md(query::exec_arg_md, plan->arg_b);
+            plan->prim_out = pd.query_md(query::exec_arg_md, plan->arg_out);
+        };
         // A kernel as large as the unpadded input (the discriminator's last 4x4 convolution of
         // 4x4 features) is a matrix product: oneDNN's inner product runs it as one sgemm on the
         // plain layouts, without reorders (about 4x faster than its direct convolution).
@@ -117,24 +135,16 @@ void OnednnConvOp::jit_run() {
             auto fwd_pd = inner_product_forward::primitive_desc(inner_product_forward::desc(
                 prop_kind::forward_training, plain_x, plain_w, flat_y), eng);
             if (mode == 0) {
-                plan->conv = inner_product_forward(fwd_pd);
-                plan->user_a = plain_x; plan->user_b = plain_w; plan->user_out = flat_y;
-                plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_WEIGHTS; plan->arg_out = DNNL_ARG_DST;
+                use(inner_product_forward(fwd_pd), fwd_pd, flat_y);
             } else if (mode == 1) {
-                plan->conv = inner_product_backward_data(inner_product_backward_data::primitive_desc(
-                    inner_product_backward_data::desc(plain_x, plain_w, flat_y), eng, fwd_pd));
-                plan->user_a = flat_y; plan->user_b = plain_w; plan->user_out = plain_x;
-                plan->arg_a = DNNL_ARG_DIFF_DST; plan->arg_b = DNNL_ARG_WEIGHTS;
-                plan->arg_out = DNNL_ARG_DIFF_SRC;
+                auto pd = inner_product_backward_data::primitive_desc(
+                    inner_product_backward_data::desc(plain_x, plain_w, flat_y), eng, fwd_pd);
+                use(inner_product_backward_data(pd), pd, flat_y);
             } else {
-                plan->conv = inner_product_backward_weights(
-                    inner_product_backward_weights::primitive_desc(
-                        inner_product_backward_weights::desc(plain_x, plain_w, flat_y), eng, fwd_pd));
-                plan->user_a = plain_x; plan->user_b = flat_y; plan->user_out = plain_w;
-                plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_DIFF_DST;
-                plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+                auto pd = inner_product_backward_weights::primitive_desc(
+                    inner_product_backward_weights::desc(plain_x, plain_w, flat_y), eng, fwd_pd);
+                use(inner_product_backward_weights(pd), pd, flat_y);
             }
-            plan->prim_a = plan->user_a; plan->prim_b = plan->user_b; plan->prim_out = plan->user_out;
             built = true;
         }
         // Winograd where asked for and oneDNN has it for this shape and CPU, else direct
@@ -145,32 +155,17 @@ void OnednnConvOp::jit_run() {
                     prop_kind::forward_training, alg, any(sx), any(sw), any(sy), strides, dil,
                     pad, pad), eng);
                 if (mode == 0) {
-                    plan->conv = convolution_forward(fwd_pd);
-                    plan->user_a = plain_x; plan->user_b = plain_w; plan->user_out = plain_y;
-                    plan->prim_a = fwd_pd.src_desc(); plan->prim_b = fwd_pd.weights_desc();
-                    plan->prim_out = fwd_pd.dst_desc();
-                    plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_WEIGHTS;
-                    plan->arg_out = DNNL_ARG_DST;
+                    use(convolution_forward(fwd_pd), fwd_pd, plain_y);
                 } else if (mode == 1) {
                     auto pd = convolution_backward_data::primitive_desc(
                         convolution_backward_data::desc(alg, any(sx), any(sw), any(sy), strides,
                                                         dil, pad, pad), eng, fwd_pd);
-                    plan->conv = convolution_backward_data(pd);
-                    plan->user_a = plain_y; plan->user_b = plain_w; plan->user_out = plain_x;
-                    plan->prim_a = pd.diff_dst_desc(); plan->prim_b = pd.weights_desc();
-                    plan->prim_out = pd.diff_src_desc();
-                    plan->arg_a = DNNL_ARG_DIFF_DST; plan->arg_b = DNNL_ARG_WEIGHTS;
-                    plan->arg_out = DNNL_ARG_DIFF_SRC;
+                    use(convolution_backward_data(pd), pd, plain_y);
                 } else {
                     auto pd = convolution_backward_weights::primitive_desc(
                         convolution_backward_weights::desc(alg, any(sx), any(sw), any(sy),
                                                            strides, dil, pad, pad), eng, fwd_pd);
-                    plan->conv = convolution_backward_weights(pd);
-                    plan->user_a = plain_x; plan->user_b = plain_y; plan->user_out = plain_w;
-                    plan->prim_a = pd.src_desc(); plan->prim_b = pd.diff_dst_desc();
-                    plan->prim_out = pd.diff_weights_desc();
-                    plan->arg_a = DNNL_ARG_SRC; plan->arg_b = DNNL_ARG_DIFF_DST;
-                    plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+                    use(convolution_backward_weights(pd), pd, plain_y);
                 }
                 built = true;
             } catch (dnnl::error& e) {

@@ -52,74 +52,46 @@ int main(int argc, char** argv) {
         pad{p, p};
     memory::desc x(src, dt::f32, tag::any), w(wei, dt::f32, tag::any), y(dst, dt::f32, tag::any);
     double gflop = 2.0 * n * o * oh * oh * c * k * k / 1e9;
-    auto inference = convolution_forward::primitive_desc(convolution_forward::desc(
-        prop_kind::forward_inference, algorithm::convolution_auto, x, w, y, one, no, pad, pad), eng);
-    auto training = convolution_forward::primitive_desc(convolution_forward::desc(
-        prop_kind::forward_training, algorithm::convolution_direct, x, w, y, one, no, pad, pad), eng);
-    auto data = convolution_backward_data::primitive_desc(convolution_backward_data::desc(
-        algorithm::convolution_direct, x, w, y, one, no, pad, pad), eng, training);
-    auto weights = convolution_backward_weights::primitive_desc(convolution_backward_weights::desc(
-        algorithm::convolution_direct, x, w, y, one, no, pad, pad), eng, training);
     printf("conv %d -> %d, %dx%d map, %dx%d kernel, padding %d, batch %d: %.2f GFLOP per pass\n",
            c, o, h, h, k, k, p, n, gflop);
-    struct { const char* name; primitive prim; std::unordered_map<int, memory> args; const char* impl; }
-    runs[] = {
-        {"forward (inference, auto)", convolution_forward(inference),
-         {{DNNL_ARG_SRC, filled(inference.src_desc(), eng)},
-          {DNNL_ARG_WEIGHTS, filled(inference.weights_desc(), eng)},
-          {DNNL_ARG_DST, memory(inference.dst_desc(), eng)}}, inference.impl_info_str()},
-        {"forward (training, direct)", convolution_forward(training),
-         {{DNNL_ARG_SRC, filled(training.src_desc(), eng)},
-          {DNNL_ARG_WEIGHTS, filled(training.weights_desc(), eng)},
-          {DNNL_ARG_DST, memory(training.dst_desc(), eng)}}, training.impl_info_str()},
-        {"input gradient", convolution_backward_data(data),
-         {{DNNL_ARG_DIFF_DST, filled(data.diff_dst_desc(), eng)},
-          {DNNL_ARG_WEIGHTS, filled(data.weights_desc(), eng)},
-          {DNNL_ARG_DIFF_SRC, memory(data.diff_src_desc(), eng)}}, data.impl_info_str()},
-        {"weight gradient", convolution_backward_weights(weights),
-         {{DNNL_ARG_SRC, filled(weights.src_desc(), eng)},
-          {DNNL_ARG_DIFF_DST, filled(weights.diff_dst_desc(), eng)},
-          {DNNL_ARG_DIFF_WEIGHTS, memory(weights.diff_weights_desc(), eng)}},
-         weights.impl_info_str()},
+    auto report = [&](const char* name, primitive prim, const primitive_desc_base& pd,
+                      int in1, int in2, int out) {
+        std::unordered_map<int, memory> args{
+            {in1, filled(pd.query_md(query::exec_arg_md, in1), eng)},
+            {in2, filled(pd.query_md(query::exec_arg_md, in2), eng)},
+            {out, memory(pd.query_md(query::exec_arg_md, out), eng)}};
+        double ms = best_ms(prim, s, args);
+        printf("  %-28s %8.2f ms %7.1f GFLOP/s  %s\n", name, ms, gflop / ms * 1e3,
+               pd.impl_info_str());
     };
-    for (auto& run : runs) {
-        double ms = best_ms(run.prim, s, run.args);
-        printf("  %-28s %8.2f ms %7.1f GFLOP/s  %s\n", run.name, ms, gflop / ms * 1e3, run.impl);
-    }
-    // The same three passes with oneDNN's Winograd kernels (onednn_conv.py asks for them for
-    // 3x3, stride-1 convolutions from 8x8 maps and 32 channels), where oneDNN has them.
-    try {
-        auto wfwd = convolution_forward::primitive_desc(convolution_forward::desc(
-            prop_kind::forward_training, algorithm::convolution_winograd, x, w, y, one, no, pad,
-            pad), eng);
-        auto wdata = convolution_backward_data::primitive_desc(convolution_backward_data::desc(
-            algorithm::convolution_winograd, x, w, y, one, no, pad, pad), eng, wfwd);
-        auto wweights = convolution_backward_weights::primitive_desc(
-            convolution_backward_weights::desc(algorithm::convolution_winograd, x, w, y, one, no,
-                                               pad, pad), eng, wfwd);
-        struct { const char* name; primitive prim; std::unordered_map<int, memory> args; const char* impl; }
-        wino[] = {
-            {"Winograd forward", convolution_forward(wfwd),
-             {{DNNL_ARG_SRC, filled(wfwd.src_desc(), eng)},
-              {DNNL_ARG_WEIGHTS, filled(wfwd.weights_desc(), eng)},
-              {DNNL_ARG_DST, memory(wfwd.dst_desc(), eng)}}, wfwd.impl_info_str()},
-            {"Winograd input gradient", convolution_backward_data(wdata),
-             {{DNNL_ARG_DIFF_DST, filled(wdata.diff_dst_desc(), eng)},
-              {DNNL_ARG_WEIGHTS, filled(wdata.weights_desc(), eng)},
-              {DNNL_ARG_DIFF_SRC, memory(wdata.diff_src_desc(), eng)}}, wdata.impl_info_str()},
-            {"Winograd weight gradient", convolution_backward_weights(wweights),
-             {{DNNL_ARG_SRC, filled(wweights.src_desc(), eng)},
-              {DNNL_ARG_DIFF_DST, filled(wweights.diff_dst_desc(), eng)},
-              {DNNL_ARG_DIFF_WEIGHTS, memory(wweights.diff_weights_desc(), eng)}},
-             wweights.impl_info_str()},
-        };
-        for (auto& run : wino) {
-            double ms = best_ms(run.prim, s, run.args);
-            printf("  %-28s %8.2f ms %7.1f GFLOP/s  %s\n", run.name, ms, gflop / ms * 1e3,
-                   run.impl);
+    auto inference = convolution_forward::primitive_desc(convolution_forward::desc(
+        prop_kind::forward_inference, algorithm::convolution_auto, x, w, y, one, no, pad, pad), eng);
+    report("forward (inference, auto)", convolution_forward(inference), inference,
+           DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST);
+    // the three passes as ops/onednn_conv_op.cc asks for them: direct, then Winograd (which
+    // onednn_conv.py asks for for 3x3, stride-1 convolutions from 8x8 maps and 32 channels)
+    struct { algorithm alg; const char* forward; const char* data; const char* weights; } kinds[] = {
+        {algorithm::convolution_direct, "forward (training, direct)", "input gradient",
+         "weight gradient"},
+        {algorithm::convolution_winograd, "Winograd forward", "Winograd input gradient",
+         "Winograd weight gradient"}};
+    for (auto& kind : kinds) {
+        try {
+            auto fwd = convolution_forward::primitive_desc(convolution_forward::desc(
+                prop_kind::forward_training, kind.alg, x, w, y, one, no, pad, pad), eng);
+            auto data = convolution_backward_data::primitive_desc(convolution_backward_data::desc(
+                kind.alg, x, w, y, one, no, pad, pad), eng, fwd);
+            auto weights = convolution_backward_weights::primitive_desc(
+                convolution_backward_weights::desc(kind.alg, x, w, y, one, no, pad, pad), eng, fwd);
+            report(kind.forward, convolution_forward(fwd), fwd, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS,
+                   DNNL_ARG_DST);
+            report(kind.data, convolution_backward_data(data), data, DNNL_ARG_DIFF_DST,
+                   DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC);
+            report(kind.weights, convolution_backward_weights(weights), weights, DNNL_ARG_SRC,
+                   DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS);
+        } catch (dnnl::error&) {
+            printf("  %s: oneDNN has no such kernel for this shape on this CPU\n", kind.forward);
         }
-    } catch (dnnl::error&) {
-        printf("  Winograd: oneDNN has no Winograd kernel for this shape on this CPU\n");
     }
     return 0;
 }
