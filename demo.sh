@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The newcomer's demo (make demo): builds the emoji data set, trains a narrow StyleGAN from 8 to
-# 32 px on the CPU (about 20 minutes on 2 cores with a cold Jittor cache, 10 when run again) and
+# 32 px on the CPU (about 12 minutes on 2 cores with a cold Jittor cache, 7 when run again) and
 # writes sample, style-mixing and interpolation images from the trained checkpoint, then scores
 # it with the sliced Wasserstein
 # distance against held-out emoji (every 8th emoji, never trained on) beside an untrained
