@@ -15,7 +15,8 @@ AVX-512 than the direct ones (``ops/onednn_kernels_bench.cpp``), with float32 ro
 few times larger (docs/benchmark.md measures them); oneDNN falls back to direct ones on CPUs or
 shapes it has no Winograd kernel for. ``STYLEGAN_WINOGRAD=0`` keeps every convolution direct.
 A kernel as large as its unpadded input (the discriminator's last convolution, 4x4 on 4x4) runs
-as oneDNN's inner product, one matrix product on the plain layouts.
+as oneDNN's inner product, one matrix product on the plain layouts; 1x1 kernels (to-RGB,
+from-RGB) run on the plain layouts too, without the reorders to oneDNN's blocked one.
 
 ``conv2d`` and ``conv_transpose2d`` take the same arguments as ``jittor.nn``'s for the cases the
 model uses (square kernels, one stride and padding, no groups, no dilation) and fall back to

@@ -6,7 +6,8 @@
 // "forward_inference" at small maps (bench.py --conv_layers, ops/onednn_kernels_bench.cpp).
 // ``algorithm`` 1 asks for oneDNN's Winograd kernels (3x3, stride 1: about 2x faster from 8x8
 // maps on AVX-512), falling back to the direct ones where oneDNN has none; 0 the direct ones.
-// A kernel as large as its unpadded input runs as oneDNN's inner product (a matrix product).
+// A kernel as large as its unpadded input runs as oneDNN's inner product (a matrix product),
+// a 1x1 kernel on the plain layouts (no reorders).
 #pragma once
 #include "op.h"
 
