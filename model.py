@@ -11,7 +11,7 @@ The optional ``width`` argument narrows every layer (``width / 512`` of the refe
 for tests and CPU runs; the default is the reference network.
 """
 import random
-from math import log2, sqrt
+from math import sqrt
 
 import numpy as np
 
@@ -20,42 +20,16 @@ import jittor as jt
 from jittor import nn
 
 import onednn_conv
+# the networks' shapes; step_for_size too, for the scripts that import it from here
+from architecture import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP,  # noqa: F401
+                          REFERENCE_WIDTH, check_step, scaled_channels, size_for_step,
+                          step_for_size)
 
-MAX_STEP = 8                      # 4 * 2**8 = 1024 px
-REFERENCE_WIDTH = 512             # channels of the reference's low-resolution blocks
 LEAKY_SLOPE = 0.2                 # LeakyReLU slope everywhere, as in the paper
 PIXEL_NORM_EPS = 1e-8
 INSTANCE_NORM_EPS = 1e-5          # torch.nn.InstanceNorm2d's default, used by the reference
 SINGLE_PASS_PIXELS = 128 * 128   # spatial means up to 128 px in one pass (training sizes on the CPU)
 MBSTD_EPS = 1e-8                  # minibatch-stddev: sqrt(var + eps), as the PyTorch original
-
-# Output channels of the generator's blocks for 4, 8, ..., 1024 px, at the reference width.
-GENERATOR_CHANNELS = (512, 512, 512, 512, 256, 128, 64, 32, 16)
-# The first step whose up/down-sampling is fused with its convolution (128 px), as the reference.
-FIRST_FUSED_STEP = 5
-
-
-def size_for_step(step):
-    """Image side in pixels produced at progression step ``step``."""
-    return 4 * 2 ** step
-
-
-def step_for_size(size):
-    """Progression step for an image side ``size`` (a power of two from 4 to 1024)."""
-    step = int(round(log2(size))) - 2 if size > 0 else -1
-    if not 0 <= step <= MAX_STEP or size_for_step(step) != size:
-        raise ValueError(f"image size must be a power of two from 4 to 1024, got {size}")
-    return step
-
-
-def check_step(step):
-    if not isinstance(step, int) or not 0 <= step <= MAX_STEP:
-        raise ValueError(f"step must be an integer from 0 (4 px) to {MAX_STEP} (1024 px), got {step!r}")
-
-
-def scaled_channels(reference_channels, width):
-    """Channels of a layer that has ``reference_channels`` at the reference width 512."""
-    return max(1, reference_channels * width // REFERENCE_WIDTH)
 
 
 def he_scale(fan_in):
