@@ -269,8 +269,11 @@ class NoiseInjection(nn.Module):
         self.weight_orig = jt.zeros((1, channel, 1, 1))
         self._scale = he_scale(channel)
 
+    def scaled_weight(self):
+        return self.weight_orig * self._scale
+
     def execute(self, image, noise):
-        return image + self.weight_orig * self._scale * noise
+        return image + self.scaled_weight() * noise
 
 
 def spatial_mean(input):
@@ -300,12 +303,16 @@ class AdaptiveInstanceNorm(nn.Module):
         self.style = EqualLinear(style_dim, in_channel * 2)
         self.style.linear.bias = jt.concat([jt.ones(in_channel), jt.zeros(in_channel)])
 
+    def gamma_beta(self, style):
+        """The per-image, per-channel scale and bias, each (batch, channels)."""
+        affine = self.style(style)
+        channels = affine.shape[1] // 2
+        return affine[:, :channels], affine[:, channels:]
+
     def execute(self, input, style):
-        style = self.style(style)
-        channels = input.shape[1]
-        gamma = style[:, :channels].reshape((-1, channels, 1, 1))
-        beta = style[:, channels:].reshape((-1, channels, 1, 1))
-        return gamma * instance_norm(input) + beta
+        gamma, beta = self.gamma_beta(style)
+        shape = (-1, input.shape[1], 1, 1)
+        return gamma.reshape(shape) * instance_norm(input) + beta.reshape(shape)
 
 
 # Noise, LeakyReLU and AdaIN of one synthesis layer in one operator, for generation on the CPU
@@ -357,10 +364,8 @@ def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style):
     layer, in one operator where ``fused_noise_lrelu_adain_serves``, else module by module."""
     if not fused_noise_lrelu_adain_serves(input, noise):
         return adain(lrelu(noise_injection(input, noise)), style)
-    channels = input.shape[1]
-    affine = adain.style(style)
-    weight = (noise_injection.weight_orig * noise_injection._scale).reshape((channels,))
-    gamma, beta = affine[:, :channels], affine[:, channels:]
+    weight = noise_injection.scaled_weight().reshape((input.shape[1],))
+    gamma, beta = adain.gamma_beta(style)
     return jt.code(input.shape, input.dtype, [input, noise, weight, gamma, beta],
                    cpu_header="#include <algorithm>\n#include <cmath>",
                    cpu_src=NOISE_LRELU_ADAIN_SOURCE)
