@@ -199,6 +199,14 @@ def validate(config):
     return config
 
 
+def drawn(random_var):
+    """``random_var`` filled now. Jittor fills a random Var when its graph runs, in that graph's
+    execution order: drawn one after the other here, the values depend on the seed alone, not on
+    which gradients an iteration computes (train_only changed that order once)."""
+    random_var.sync()
+    return random_var
+
+
 def with_seed(config):
     """``config``, with a random seed if it has none (recorded, so the run stays resumable)."""
     if config.seed is not None:
@@ -383,16 +391,17 @@ class Trainer:
         Drawn for the global batch of ``images``; this process takes its ``share``."""
         code_dim = self.config.code_dim
         if self.config.mixing and random.random() < MIXING_PROBABILITY:
-            z = jt.randn(4, images, code_dim)[:, share.start:share.stop]
+            z = drawn(jt.randn(4, images, code_dim))[:, share.start:share.stop]
             return [z[0], z[1]], [z[2], z[3]]
-        z = jt.randn(2, images, code_dim)[:, share.start:share.stop]
+        z = drawn(jt.randn(2, images, code_dim))[:, share.start:share.stop]
         return z[0], z[1]
 
     def _noise(self, step, images, share):
         """Noise maps for the D step's and the G step's fakes (the generator would draw them
         per call): drawn for the global batch, this process's ``share`` of them."""
-        return [[jt.randn(images, 1, size_for_step(s), size_for_step(s))[share.start:share.stop]
+        maps = [[drawn(jt.randn(images, 1, size_for_step(s), size_for_step(s)))
                  for s in range(step + 1)] for _ in range(2)]
+        return [[m[share.start:share.stop] for m in one_pass] for one_pass in maps]
 
     def _undo_iteration(self, progress, data):
         """Back to the state before an iteration that could not read its batch, so that the
@@ -445,19 +454,13 @@ class Trainer:
         real, images, share = self._real_images(before)
         gen_in1, gen_in2 = self._latents(images, share)
         noise1, noise2 = self._noise(step, images, share)
-        # Jittor fills a random Var when its graph runs, in the graph's execution order: drawn
-        # here, one after the other, their values depend on the seed alone, not on which
-        # gradients the iteration computes (train_only changed that order once)
-        jt.sync([z for latents in (gen_in1, gen_in2)
-                 for z in (latents if isinstance(latents, list) else [latents])] + noise1 + noise2)
-
-        # D step: the reference freezes the generator with requires_grad(generator, False);
-        # here the optimiser differentiates its own parameters only and the fakes are detached.
-        # Under MPI, Jittor's optimisers average the gradients of all processes.
         # as PyTorch's Adam, which skips parameters without a gradient: only the layers in use
         train_only(self.generator, self.generator.modules_in_use(step, alpha))
         train_only(self.discriminator, self.discriminator.modules_in_use(step, alpha))
 
+        # D step: the reference freezes the generator with requires_grad(generator, False);
+        # here the optimiser differentiates its own parameters only and the fakes are detached.
+        # Under MPI, Jittor's optimisers average the gradients of all processes.
         fake = self.generator(gen_in1, noise=noise1, step=step, alpha=alpha)
         d_total, d_loss, penalty = self.discriminator_loss(
             self.discriminator, real, fake.detach(), step, alpha)
