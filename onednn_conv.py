@@ -107,20 +107,21 @@ def algorithm_for(x_shape, weight_shape, stride, padding):
     return DIRECT
 
 
-def _pass(mode, a, b, out_shape, stride, padding, algorithm):
-    return _ops.onednn_conv(a, b, out_shape, mode, stride, padding, algorithm)
+def _pass(mode, a, b, out_shape, conv):
+    """One pass of the operator; ``conv`` is the convolution's (stride, padding, algorithm)."""
+    return _ops.onednn_conv(a, b, out_shape, mode, *conv)
 
 
 class _Forward(jt.Function):
     """y = conv(x, w). dx = input_grad(dy, w), dw = weight_grad(x, dy)."""
 
     def execute(self, x, w):
-        return _pass(FORWARD, x, w, [], self.stride, self.padding, self.algorithm)
+        return _pass(FORWARD, x, w, [], self.conv)
 
     def grad(self, grad_y):
         x, w = self.saved
-        return (_apply(_InputGrad, grad_y, w, x.shape, self.stride, self.padding, self.algorithm),
-                _apply(_WeightGrad, x, grad_y, w.shape, self.stride, self.padding, self.algorithm))
+        return (_apply(_InputGrad, grad_y, w, x.shape, self.conv),
+                _apply(_WeightGrad, x, grad_y, w.shape, self.conv))
 
 
 class _InputGrad(jt.Function):
@@ -128,13 +129,12 @@ class _InputGrad(jt.Function):
     d/d(dy) = conv(g, w), d/dw = weight_grad(g, dy)."""
 
     def execute(self, grad_y, w):
-        return _pass(INPUT_GRAD, grad_y, w, self.out_shape, self.stride, self.padding,
-                     self.algorithm)
+        return _pass(INPUT_GRAD, grad_y, w, self.out_shape, self.conv)
 
     def grad(self, g):
         grad_y, w = self.saved
-        return (_apply(_Forward, g, w, None, self.stride, self.padding, self.algorithm),
-                _apply(_WeightGrad, g, grad_y, w.shape, self.stride, self.padding, self.algorithm))
+        return (_apply(_Forward, g, w, None, self.conv),
+                _apply(_WeightGrad, g, grad_y, w.shape, self.conv))
 
 
 class _WeightGrad(jt.Function):
@@ -142,20 +142,19 @@ class _WeightGrad(jt.Function):
     d/dx = input_grad(dy, g), d/d(dy) = conv(x, g)."""
 
     def execute(self, x, grad_y):
-        return _pass(WEIGHT_GRAD, x, grad_y, self.out_shape, self.stride, self.padding,
-                     self.algorithm)
+        return _pass(WEIGHT_GRAD, x, grad_y, self.out_shape, self.conv)
 
     def grad(self, g):
         x, grad_y = self.saved
-        return (_apply(_InputGrad, grad_y, g, x.shape, self.stride, self.padding, self.algorithm),
-                _apply(_Forward, x, g, None, self.stride, self.padding, self.algorithm))
+        return (_apply(_InputGrad, grad_y, g, x.shape, self.conv),
+                _apply(_Forward, x, g, None, self.conv))
 
 
-def _apply(function, a, b, out_shape, stride, padding, algorithm):
-    """Run one pass as a differentiable Function that keeps its (untaped) inputs for grad."""
+def _apply(function, a, b, out_shape, conv):
+    """Run one pass as a differentiable Function that keeps its (untaped) inputs for grad;
+    ``conv`` is (stride, padding, algorithm), shared by all passes of one convolution."""
     f = function()
-    f.saved, f.out_shape, f.stride, f.padding = (a, b), list(out_shape or []), stride, padding
-    f.algorithm = algorithm
+    f.saved, f.out_shape, f.conv = (a, b), list(out_shape or []), conv
     return f(a, b)
 
 
@@ -178,8 +177,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     if not _serves(x, weight):
         return nn.conv2d(x, weight, bias, stride=stride, padding=padding)
     stride, padding = _single(stride, "stride"), _single(padding, "padding")
-    algorithm = algorithm_for(x.shape, weight.shape, stride, padding)
-    y = _apply(_Forward, x, weight, None, stride, padding, algorithm)
+    conv = (stride, padding, algorithm_for(x.shape, weight.shape, stride, padding))
+    y = _apply(_Forward, x, weight, None, conv)
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))
 
 
@@ -193,6 +192,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0):
     k = weight.shape[2]
     out_shape = (n, weight.shape[1], (h - 1) * stride - 2 * padding + k,
                  (w - 1) * stride - 2 * padding + k)
-    y = _apply(_InputGrad, x, weight, out_shape, stride, padding,
-               algorithm_for(out_shape, (weight.shape[1], weight.shape[0], k, k), stride, padding))
+    conv = (stride, padding,
+            algorithm_for(out_shape, (weight.shape[1], weight.shape[0], k, k), stride, padding))
+    y = _apply(_InputGrad, x, weight, out_shape, conv)
     return y if bias is None else y + bias.reshape((1, -1, 1, 1))

@@ -138,8 +138,8 @@ def test_winograd_passes_and_double_backward_match_jittor_within_float32_roundin
 
     def forced(algorithm):
         def conv(x, w, bias, stride, padding):
-            return onednn_conv._apply(onednn_conv._Forward, x, w, None, stride, padding,
-                                      algorithm)
+            return onednn_conv._apply(onednn_conv._Forward, x, w, None,
+                                      (stride, padding, algorithm))
         return derivatives(conv, x, w, stride=1, padding=1)
 
     winograd, direct = forced(onednn_conv.WINOGRAD), forced(onednn_conv.DIRECT)
