@@ -5,7 +5,10 @@
 // docs/benchmark.md quotes it.
 //
 //   g++ -O2 -fopenmp ops/onednn_kernels_bench.cpp -o /tmp/onednn_kernels_bench -ldnnl
-//   /tmp/onednn_kernels_bench BATCH IN OUT MAP KERNEL PADDING     # e.g. 32 512 512 4 3 1
+//   /tmp/onednn_kernels_bench BATCH IN OUT MAP KERNEL PADDING [STRIDE]   # e.g. 32 512 512 4 3 1
+//
+// A transposed convolution is the input gradient of a convolution: FusedUpsample at 1024 px
+// (32 -> 16 channels, 512 -> 1024 px) is the "input gradient" row of `1 16 32 1024 4 1 2`.
 #include <dnnl.hpp>
 #include <chrono>
 #include <cstdio>
@@ -39,21 +42,21 @@ static memory filled(const memory::desc& d, const engine& eng) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s BATCH IN OUT MAP KERNEL PADDING\n", argv[0]);
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: %s BATCH IN OUT MAP KERNEL PADDING [STRIDE]\n", argv[0]);
         return 2;
     }
     int n = atoi(argv[1]), c = atoi(argv[2]), o = atoi(argv[3]), h = atoi(argv[4]),
-        k = atoi(argv[5]), p = atoi(argv[6]);
-    int oh = h + 2 * p - k + 1;
+        k = atoi(argv[5]), p = atoi(argv[6]), st = argc == 8 ? atoi(argv[7]) : 1;
+    int oh = (h + 2 * p - k) / st + 1;
     engine eng(engine::kind::cpu, 0);
     stream s(eng);
-    memory::dims src{n, c, h, h}, wei{o, c, k, k}, dst{n, o, oh, oh}, one{1, 1}, no{0, 0},
+    memory::dims src{n, c, h, h}, wei{o, c, k, k}, dst{n, o, oh, oh}, one{st, st}, no{0, 0},
         pad{p, p};
     memory::desc x(src, dt::f32, tag::any), w(wei, dt::f32, tag::any), y(dst, dt::f32, tag::any);
     double gflop = 2.0 * n * o * oh * oh * c * k * k / 1e9;
-    printf("conv %d -> %d, %dx%d map, %dx%d kernel, padding %d, batch %d: %.2f GFLOP per pass\n",
-           c, o, h, h, k, k, p, n, gflop);
+    printf("conv %d -> %d, %dx%d map, %dx%d kernel, padding %d, stride %d, batch %d: "
+           "%.2f GFLOP per pass\n", c, o, h, h, k, k, p, st, n, gflop);
     auto report = [&](const char* name, primitive prim, const primitive_desc_base& pd,
                       int in1, int in2, int out) {
         std::unordered_map<int, memory> args{
