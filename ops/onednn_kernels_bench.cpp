@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
         pad{p, p};
     memory::desc x(src, dt::f32, tag::any), w(wei, dt::f32, tag::any), y(dst, dt::f32, tag::any);
     double gflop = 2.0 * n * o * oh * oh * c * k * k / 1e9;
-    printf("conv %d -> %d, %dx%d map, %dx%d kernel, padding %d, stride %d, batch %d: "
-           "%.2f GFLOP per pass\n", c, o, h, h, k, k, p, st, n, gflop);
+    printf("conv %d -> %d, %dx%d map -> %dx%d, %dx%d kernel, padding %d, stride %d, batch %d: "
+           "%.2f GFLOP per pass\n", c, o, h, h, oh, oh, k, k, p, st, n, gflop);
     auto report = [&](const char* name, primitive prim, const primitive_desc_base& pd,
                       int in1, int in2, int out) {
         std::unordered_map<int, memory> args{
