@@ -32,7 +32,8 @@ Three kinds of dict are read:
   ``TRAINING_CHECKPOINT_KEYS``: ``generator``, ``discriminator``, ``g_running`` (state dicts; the
   last is the exponential moving average of the generator, the one to sample from),
   ``g_optimizer``, ``d_optimizer`` (Jittor optimizer states, ``{"defaults": {..., "n_step",
-  "param_groups": [{"lr", "m", "values", ...}]}}``), ``step`` (progression step reached, image
+  "param_groups": [{"lr", "m", "values", "steps", ...}]}}``; ``steps``, the per-parameter
+  counts of ``optimizers.Adam``, is missing in older files), ``step`` (progression step reached, image
   side 4 * 2**step), ``alpha`` (fade-in weight), ``used_sample`` (images seen in the current
   phase), ``iteration`` (iterations done) and ``args`` (dict of the training arguments, among
   them ``code_dim``, ``n_mlp``, ``width``); optionally ``rng`` (random-generator state).
@@ -560,15 +561,15 @@ def torch_adam_moments(optimizer_state, group_names, shapes):
     ``group_names``: for each parameter group, the names of its parameters in the order the
     torch optimizer held them (its ``state`` is keyed by the position in that order, counted
     across groups); ``shapes``: name -> shape. Returns ``(moments, steps)``: name ->
-    ``(exp_avg, exp_avg_sq)`` for every parameter with a state (torch keeps none for one that
-    never had a gradient), and the sorted distinct step counts. CheckpointError (one line) when
+    ``(exp_avg, exp_avg_sq)`` and name -> step count, for every parameter with a state (torch
+    keeps none for one that never had a gradient). CheckpointError (one line) when
     the state does not map: another layout, group sizes or shapes.
     """
     try:
         state, groups = optimizer_state["state"], optimizer_state["param_groups"]
         if len(groups) != len(group_names):
             raise CheckpointError(f"{len(groups)} parameter groups, expected {len(group_names)}")
-        moments, steps = {}, set()
+        moments, steps = {}, {}
         for number, (group, names) in enumerate(zip(groups, group_names)):
             indices = list(group["params"])
             if len(indices) != len(names):
@@ -584,12 +585,12 @@ def torch_adam_moments(optimizer_state, group_names, shapes):
                     raise CheckpointError(f"the moments of {name} have shape {pair[0].shape}, "
                                           f"expected {tuple(shapes[name])}")
                 moments[name] = pair
-                steps.add(int(np.asarray(entry["step"])))
+                steps[name] = int(np.asarray(entry["step"]))
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"not a torch Adam state ({type(error).__name__}: {error})") from None
-    return moments, sorted(steps)
+    return moments, steps
 
 
 def torch_generator_state_dict(state_dict, blur_channels):

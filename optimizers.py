@@ -2,6 +2,8 @@
 mapping network at lr / 100, the generator's moving average ``g_running`` (``accumulate``), and
 the optimiser state a training checkpoint holds (Jittor's, or mapped from a PyTorch Adam).
 """
+import math
+
 import numpy as np
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
@@ -60,12 +62,57 @@ def copy_parameters(target, source):
     target.load_parameters({name: p.numpy() for name, p in source.named_parameters()})
 
 
+class Adam(jt.optim.Adam):
+    """``jt.optim.Adam`` with PyTorch's bias correction: steps counted per parameter.
+
+    Jittor's Adam counts steps once per optimiser (``n_step``); PyTorch's, which the original
+    trains with, counts them per parameter from its first gradient. With the reference's betas
+    (0, 0.99) a block that joins at a new resolution would take first steps of
+    ``lr / sqrt(1 - 0.99^k)`` after its k-th update instead of ``lr`` (10x at k = 1, 3.2x at
+    k = 10) under Jittor's count; the Jittor reference has that, this is what the original
+    means (docs/faithfulness.md). A parameter left out with ``train_only`` (``stop_grad``) is
+    neither stepped nor counted, as PyTorch's Adam skips one without a gradient. The update is
+    PyTorch's: ``p -= lr / (1 - b1^k) * m / (sqrt(v) / sqrt(1 - b2^k) + eps)``, ``k`` the
+    parameter's count (Jittor's puts eps before the correction). The counts live in each
+    parameter group's ``"steps"`` and so in the checkpoints (``optimizer_state``)."""
+
+    def __init__(self, params, lr, eps=1e-8, betas=(0.9, 0.999)):
+        super().__init__(params, lr, eps=eps, betas=betas)
+        for group in self.param_groups:
+            group["steps"] = [0] * len(group["params"])
+
+    def add_param_group(self, group):
+        super().add_param_group(group)
+        group["steps"] = [0] * len(group["params"])
+
+    def step(self, loss=None, retain_graph=False):
+        self.pre_step(loss, retain_graph)    # gradients (all-reduced under MPI), n_step += 1
+        jt.flags.node_order = 1
+        for group in self.param_groups:
+            lr = group.get("lr", self.lr)
+            eps = group.get("eps", self.eps)
+            beta1, beta2 = group.get("betas", self.betas)
+            steps = group["steps"]
+            for index, (p, g, v, m) in enumerate(
+                    zip(group["params"], group["grads"], group["values"], group["m"])):
+                if p.is_stop_grad():
+                    continue
+                steps[index] += 1
+                k = steps[index]
+                m.update(beta1 * m + (1 - beta1) * g)
+                v.update(beta2 * v + (1 - beta2) * g * g)
+                denominator = jt.sqrt(v) * (1 / math.sqrt(1 - beta2 ** k)) + eps
+                p.update(p - m * (lr / (1 - beta1 ** k)) / denominator)
+        self.post_step()
+
+
 def build_optimizers(generator, discriminator, lr):
-    """Adam (betas 0, 0.99) for both; the mapping network in its own group at lr / 100."""
-    g_optimizer = jt.optim.Adam(generator.generator.parameters(), lr=lr, betas=ADAM_BETAS)
+    """Adam (betas 0, 0.99; steps counted per parameter) for both; the mapping network in its
+    own group at lr / 100."""
+    g_optimizer = Adam(generator.generator.parameters(), lr=lr, betas=ADAM_BETAS)
     g_optimizer.add_param_group({"params": generator.style.parameters(),
                                  "lr": lr * MAPPING_LR_MULT, "mult": MAPPING_LR_MULT})
-    d_optimizer = jt.optim.Adam(discriminator.parameters(), lr=lr, betas=ADAM_BETAS)
+    d_optimizer = Adam(discriminator.parameters(), lr=lr, betas=ADAM_BETAS)
     return g_optimizer, d_optimizer
 
 
@@ -81,36 +128,55 @@ OPTIMIZER_STATE_KEYS = ("m", "values")  # Adam's first and second moments, per p
 
 def optimizer_state(optimizer):
     """Jittor's ``Optimizer.state_dict()`` without the copies of the parameters and gradients
-    it carries (``load_state_dict`` ignores those anyway)."""
+    it carries (``load_state_dict`` ignores those anyway), with ``Adam``'s step counts."""
     defaults = dict(optimizer.state_dict()["defaults"])
-    defaults["param_groups"] = [{k: v for k, v in group.items() if k not in ("params", "grads")}
+    defaults["param_groups"] = [{k: list(v) if k == "steps" else v   # a copy: Adam counts on
+                                 for k, v in group.items() if k not in ("params", "grads")}
                                 for group in optimizer.param_groups]
     return {"defaults": defaults}
 
 
 def load_optimizer_state(optimizer, state, what):
-    """``optimizer.load_state_dict(state)`` after checking that it fits; CheckpointError if not."""
+    """``optimizer.load_state_dict(state)`` after checking that it fits; CheckpointError if not.
+
+    A state without per-parameter step counts (written before ``Adam`` kept them, or by
+    ``jt.optim.Adam``) gives every parameter with a second moment the optimiser's ``n_step``,
+    which is what those steps were bias-corrected with, and 0 to the others (never stepped)."""
     try:
         groups = state["defaults"]["param_groups"]
         if len(groups) != len(optimizer.param_groups):
             raise ValueError(f"{len(groups)} parameter groups, expected "
                              f"{len(optimizer.param_groups)}")
+        counts = []
         for saved, group in zip(groups, optimizer.param_groups):
             for key in OPTIMIZER_STATE_KEYS:
                 shapes = [tuple(np.shape(v)) for v in saved[key]]
                 if shapes != [tuple(p.shape) for p in group["params"]]:
                     raise ValueError(f"its {key!r} state does not fit the parameters")
+            if "steps" in saved:
+                steps = [int(k) for k in saved["steps"]]
+                if len(steps) != len(group["params"]) or min(steps, default=0) < 0:
+                    raise ValueError("its step counts do not fit the parameters")
+            else:
+                n_step = int(state["defaults"].get("n_step", 0))
+                steps = [n_step if np.any(_as_numpy(v)) else 0 for v in saved["values"]]
+            counts.append(steps)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{what} does not fit: {error}") from None
     optimizer.load_state_dict(state)
+    for group, steps in zip(optimizer.param_groups, counts):
+        group["steps"] = steps
+
+
+def _as_numpy(value):
+    return value.numpy() if isinstance(value, jt.Var) else np.asarray(value)
 
 
 def load_torch_adam(optimizer, network, torch_state, group_names, what):
-    """Load the moments of a PyTorch Adam state into ``optimizer`` (Jittor Adam over
-    ``network``'s parameters), mapped by parameter name (see checkpoint.torch_adam_moments);
-    parameters without a torch state start at zero. Returns a one-line report; CheckpointError
-    when the state does not map. Torch counts steps per parameter, Jittor once per optimizer:
-    when the counts differ the largest is used, and the report says so."""
+    """Load the moments and step counts of a PyTorch Adam state into ``optimizer`` (``Adam``
+    over ``network``'s parameters), mapped by parameter name (see
+    checkpoint.torch_adam_moments); parameters without a torch state start at zero, not yet
+    stepped. Returns a one-line report; CheckpointError when the state does not map."""
     parameters = network.named_parameters()
     names = {id(p): n for n, p in parameters}
     shapes = {n: tuple(p.shape) for n, p in parameters}
@@ -125,15 +191,15 @@ def load_torch_adam(optimizer, network, torch_state, group_names, what):
         pairs = [moments.get(names[id(p)], (z, z)) for p, z in zip(group["params"], zeros)]
         saved["m"] = [m for m, _ in pairs]
         saved["values"] = [v for _, v in pairs]
+        saved["steps"] = [steps.get(names[id(p)], 0) for p in group["params"]]
         total += len(pairs)
-    state["defaults"]["n_step"] = steps[-1] if steps else 0
+    counts = sorted(set(steps.values()))
+    state["defaults"]["n_step"] = counts[-1] if counts else 0
     load_optimizer_state(optimizer, state, what)
-    report = (f"{what}: Adam moments of {len(moments)} of {total} parameters loaded "
-              f"(step {state['defaults']['n_step']})")
-    if len(steps) > 1:
-        report += (f"; its step counts range {steps[0]}..{steps[-1]} and Jittor's Adam keeps one: "
-                   f"{steps[-1]} for all")
-    return report
+    shown = (f"{counts[0]}..{counts[-1]}" if len(counts) > 1 else
+             str(counts[0]) if counts else "0")
+    return (f"{what}: Adam moments of {len(moments)} of {total} parameters loaded "
+            f"(each with its step count: {shown})")
 
 
 def torch_adam_reports(ckpt, path, generator, discriminator, g_optimizer, d_optimizer):

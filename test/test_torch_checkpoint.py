@@ -175,6 +175,29 @@ def test_train_ckpt_puts_each_torch_adam_moment_on_its_parameter(tmp_path, form,
         trainer.g_optimizer.param_groups[0].get("lr", trainer.g_optimizer.lr) * MAPPING_LR_MULT)
 
 
+def test_train_ckpt_takes_each_parameters_torch_step_count(tmp_path, capsys):
+    """torch counts Adam steps per parameter, and so does optimizers.Adam: each count lands on
+    its parameter; a parameter without a torch state is not yet stepped."""
+    ckpt = load_checkpoint(fixture("train", "zip"))
+    names = [key for key, _, kind in KEYS["G"] if kind == "parameter"]
+    order = ([n for n in names if n.startswith("generator.")]
+             + [n for n in names if n.startswith("style.")])
+    state = ckpt["g_optimizer"]["state"]
+    first, last = min(state), max(state)
+    state[first]["step"], state[last]["step"] = 5, 9
+    trainer = Trainer(small_config(out=str(tmp_path)))
+    trainer.load_reference_snapshot(ckpt, "ckpt")
+    assert "its g_optimizer: Adam moments of" in capsys.readouterr().err
+    counts = {}
+    parameter_names = {id(p): n for n, p in trainer.generator.named_parameters()}
+    for group in trainer.g_optimizer.param_groups:
+        counts.update(zip([parameter_names[id(p)] for p in group["params"]], group["steps"]))
+    expected = {name: (5 if i == first else 9 if i == last else 1 if i in state else 0)
+                for i, name in enumerate(order)}
+    assert counts == expected
+    assert 0 in counts.values() and trainer.g_optimizer.n_step == 9
+
+
 def test_train_ckpt_with_an_adam_state_that_does_not_map_says_so_and_starts_fresh(tmp_path, capsys):
     ckpt = load_checkpoint(fixture("train", "zip"))
     del ckpt["g_optimizer"]["param_groups"][0]["params"][-1]      # one parameter short
