@@ -3,6 +3,7 @@
     OUT/checkpoint/NNNNNN.model          g_running every --save_every iterations
     OUT/checkpoint/train_step-K.model    the reference's snapshot when size K starts
     OUT/checkpoint/train_state.model     the rolling resumable checkpoint
+    OUT/checkpoint/newest.txt            the name of the training checkpoint written last
     OUT/sample/NNNNNN.png                sample grids of g_running
     OUT/log.csv                          one row per iteration (LOG_COLUMNS)
 
@@ -26,6 +27,7 @@ CHECKPOINT_DIR = "checkpoint"
 SAMPLE_DIR = "sample"
 LOG_FILE = "log.csv"
 TRAIN_STATE_FILE = "train_state.model"        # the rolling resumable checkpoint
+NEWEST_FILE = "newest.txt"                    # names the training checkpoint written last
 LOG_COLUMNS = ("iteration", "size", "alpha", "used_sample", "images", "g_loss", "d_loss",
                "grad_penalty", "images_per_sec", "seconds")
 
@@ -36,6 +38,7 @@ RUN_KEYS = ("init_size", "max_size", "phase", "lr", "sched", "loss", "mixing", "
 # Which run a folder holds: its checkpoints' names, and the options that tell one run from another
 # (a snapshot's fade-in is how a run started, not which run it is).
 RUN_FILE_NAMES = re.compile(r"^(train_state|train_step-\d+|\d+)\.model$")
+TRAINING_CHECKPOINT_NAMES = re.compile(r"^(train_state|train_step-\d+)\.model$")
 IDENTITY_KEYS = tuple(key for key in RUN_KEYS if key != "fade_in_initial")
 
 
@@ -105,7 +108,9 @@ class Outputs:
 
     def save(self, obj, name):
         """Atomically write a checkpoint ``out/checkpoint/<name>``; returns its path, or None
-        when writing it failed (then ``error`` says why and the previous file is intact)."""
+        when writing it failed (then ``error`` says why and the previous file is intact).
+        After a training checkpoint, ``newest.txt`` names it (see
+        ``newest_training_checkpoint``)."""
         path = os.path.join(self.checkpoint_dir, name)
         if self.writer:
             if self.error is not None:
@@ -115,6 +120,18 @@ class Outputs:
             except OSError as error:
                 self._fail(path, error)
                 return None
+            if TRAINING_CHECKPOINT_NAMES.match(name):
+                newest = os.path.join(self.checkpoint_dir, NEWEST_FILE)
+                try:
+                    with atomic_write(newest) as temporary:
+                        with open(temporary, "w") as f:
+                            f.write(name + "\n")
+                except OSError as error:
+                    self._fail(newest, error)
+                    try:                    # not naming an older one: --resume goes by time
+                        os.remove(newest)
+                    except OSError:
+                        pass
         return path
 
     def sample(self, images, iteration, nrow):
@@ -146,14 +163,35 @@ def run_files(out):
     return found
 
 
+def named_newest(folder):
+    """The training checkpoint ``folder/newest.txt`` names, if it names one that exists (only
+    train.py's own names count: the file is not trusted beyond that)."""
+    try:
+        with open(os.path.join(folder, NEWEST_FILE), "rb") as f:
+            name = f.read(100).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    path = os.path.join(folder, name)
+    return path if TRAINING_CHECKPOINT_NAMES.match(name) and os.path.isfile(path) else None
+
+
 def newest_training_checkpoint(out):
-    """``(path, checkpoint)``: the newest (by time written) training checkpoint in
-    ``out/checkpoint`` (``train_state.model`` or ``train_step-K.model``) that loads; None if
-    there is none. Damaged ones are passed over with a note."""
+    """``(path, checkpoint)``: the newest training checkpoint in ``out/checkpoint``
+    (``train_state.model`` or ``train_step-K.model``) that loads; None if there is none.
+    Damaged ones are passed over with a note.
+
+    Newest is the one ``newest.txt`` names (written with each), then the others by time
+    written. Not the highest iteration: a run continued with --ckpt from an earlier snapshot
+    is the run to resume, not the later checkpoints it left behind. Not by time alone: a
+    copied folder (``cp -r``, ``scp``, a download from a bucket after preemption) gets new
+    file times in any order, and --resume would go back to an older one."""
     folder = os.path.join(out, CHECKPOINT_DIR)
     candidates = [path for path in run_files(out) if os.path.dirname(path) == folder
                   and not os.path.basename(path)[:1].isdigit()]
-    for path in sorted(candidates, key=lambda p: os.stat(p).st_mtime_ns, reverse=True):
+    by_time = sorted(candidates, key=lambda p: os.stat(p).st_mtime_ns, reverse=True)
+    named = named_newest(folder)
+    order = ([named] if named else []) + [p for p in by_time if p != named]
+    for path in order:
         try:
             obj = load_checkpoint(path)
         except CheckpointError as error:

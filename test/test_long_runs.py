@@ -365,6 +365,34 @@ def test_resume_twice_continues_and_another_run_in_the_folder_is_refused(
         main(build_parser().parse_args(args(data_root, out, "--resume", "--ckpt", "x")))
 
 
+def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_newest_file(
+        data_root, tmp_path, uninterrupted, capsys):
+    """A copy (cp -r, scp, a download after preemption) gives the files new times in any order:
+    --resume goes by checkpoint/newest.txt, which train.py writes with each training checkpoint,
+    and by time written only without it (or when it names nothing usable)."""
+    out = tmp_path / "run"
+    assert cli(args(data_root, out, "--iter", "7")) == 0     # train_step-2 at 5, train_state at 7
+    folder = out / "checkpoint"
+    assert (folder / "newest.txt").read_text() == "train_state.model\n"
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)   # file times not kept
+    later = time.time_ns() + 10**9
+    os.utime(copy / "checkpoint" / "train_step-2.model", ns=(later, later))  # "newest" file
+    assert cli(args(data_root, copy, "--iter", str(ITERATIONS), "--resume")) == 0
+    err = capsys.readouterr().err
+    assert f"--resume: {copy / 'checkpoint' / 'train_state.model'} (iteration 7)" in err
+    assert_same_losses(read_log(copy), uninterrupted)
+    # without it, or with one that names nothing of train.py's, by time: the snapshot
+    for content in (None, b"../../log.csv\n", b"\xff\xfe", b"000004.model\n"):
+        again = tmp_path / f"again{len(content or b'')}"
+        shutil.copytree(out, again, copy_function=shutil.copyfile)
+        os.utime(again / "checkpoint" / "train_step-2.model", ns=(later, later))
+        newest = again / "checkpoint" / "newest.txt"
+        newest.unlink() if content is None else newest.write_bytes(content)
+        assert train.newest_training_checkpoint(str(again))[0] == str(
+            again / "checkpoint" / "train_step-2.model")
+
+
 def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root, tmp_path):
     """As SLURM's scancel or ``timeout`` send it: the signal also reaches the children Jittor
     and multiprocessing keep (compiler pool, loader workers), whose ends Jittor's SIGCHLD handler
