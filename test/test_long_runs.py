@@ -233,7 +233,8 @@ def test_a_full_disk_while_saving_a_checkpoint_stops_with_one_line_and_keeps_the
                          f"once it can be written")
     assert iteration_of(state) == 2 and log_rows(tmp_path) == 4
     assert sorted(os.listdir(tmp_path / "checkpoint")) == ["000002.model", "000004.model",
-                                                           "train_state.model"]
+                                                           "newest.txt", "train_state.model"]
+    assert (tmp_path / "checkpoint" / "newest.txt").read_text() == "train_state.model\n"
 
 
 def test_a_full_disk_while_writing_log_csv_stops_with_one_line_and_keeps_the_checkpoint(

@@ -200,7 +200,8 @@ def test_only_rank_0_writes_one_log_samples_and_checkpoints(mpi_run):
     out = mpi_run / "full"
     assert [row.split(",")[0] for row in read_log(out)] == ["1", "2", "3"]  # one row each
     assert sorted(os.listdir(out / "sample")) == ["000001.png", "000002.png", "000003.png"]
-    assert sorted(os.listdir(out / "checkpoint")) == ["train_state.model", "train_step-2.model"]
+    assert sorted(os.listdir(out / "checkpoint")) == ["newest.txt", "train_state.model",
+                                                      "train_step-2.model"]
 
 
 # --- SIGTERM -------------------------------------------------------------------------------------

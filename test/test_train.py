@@ -251,8 +251,10 @@ def test_sample_grids_have_the_reference_layout(full_run):
 def test_checkpoints_are_written_and_read_back(full_run):
     out, _ = full_run
     folder = os.path.join(out, "checkpoint")
-    assert sorted(os.listdir(folder)) == ["000003.model", "000006.model", "train_state.model",
-                                          "train_step-2.model"]  # no temporary files left
+    assert sorted(os.listdir(folder)) == [       # no temporary files left
+        "000003.model", "000006.model", "newest.txt", "train_state.model", "train_step-2.model"]
+    with open(os.path.join(folder, "newest.txt")) as f:
+        assert f.read() == "train_state.model\n"        # written last, at the end of the run
     generator, info = load_generator(os.path.join(folder, "000006.model"))  # g_running only
     assert (info["code_dim"], info["n_mlp"], info["width"]) == (8, 2, 8)
     assert info["kind"] == "generator state dict"
