@@ -51,9 +51,10 @@ class ScaledWeightConv2d(nn.Module):
         self._scale = he_scale(in_channel * kernel_size * kernel_size)
         self._padding = padding
 
-    def execute(self, input):
-        return onednn_conv.conv2d(input, self.weight_orig * self._scale, self.bias,
-                                  padding=self._padding)
+    def execute(self, input, bias=True):
+        """The convolution, plus ``bias`` unless ``bias=False`` (then the caller adds it)."""
+        return onednn_conv.conv2d(input, self.weight_orig * self._scale,
+                                  self.bias if bias else None, padding=self._padding)
 
 
 class ScaledWeightLinear(nn.Module):
@@ -65,7 +66,10 @@ class ScaledWeightLinear(nn.Module):
         self._scale = he_scale(in_dim)
 
     def execute(self, input):
-        return jt.matmul(input, (self.weight_orig * self._scale).transpose((1, 0))) + self.bias
+        # input @ weight^T without transposing the weight: Jittor runs this broadcast product as
+        # one matmul with a transposed operand, where an explicit transpose copied every weight
+        # on every call (15 ms of a 1024 px image's 320 ms at batch 1; docs/benchmark.md)
+        return nn.matmul_transpose(input, self.weight_orig * self._scale) + self.bias
 
 
 class EqualConv2d(nn.Module):
@@ -74,8 +78,8 @@ class EqualConv2d(nn.Module):
     def __init__(self, in_channel, out_channel, kernel_size, padding=0):
         self.conv = ScaledWeightConv2d(in_channel, out_channel, kernel_size, padding)
 
-    def execute(self, input):
-        return self.conv(input)
+    def execute(self, input, bias=True):
+        return self.conv(input, bias)
 
 
 class EqualLinear(nn.Module):
@@ -117,19 +121,22 @@ def blur_kernel(channels, dtype="float32"):
 # The blur on the CPU as one pass over each plane: the vertical [1,2,1] into a row buffer, then the
 # horizontal one (zero padding), times 1/16. 5-15x faster than Jittor's depthwise convolution,
 # which reorders to oneDNN's blocked layout and back on every call (docs/benchmark.md).
+# With BIAS, in1 holds a per-channel bias added to every input pixel first (the convolution's
+# that precedes the blur in generation, where it would be one more pass; blur_cpu).
 BLUR_CPU_SOURCE = r"""
-    const int planes = in0_shape0 * in0_shape1, H = in0_shape2, W = in0_shape3;
+    const int C = in0_shape1, planes = in0_shape0 * C, H = in0_shape2, W = in0_shape3;
     #pragma omp parallel for
     for (int p = 0; p < planes; p++) {
         const in0_type* x = in0_p + (size_t)p * H * W;
         out0_type* y = out0_p + (size_t)p * H * W;
+        const in0_type b = BIAS;
         std::vector<in0_type> v(W + 2, 0);
         for (int i = 0; i < H; i++) {
             const in0_type* mid = x + (size_t)i * W;
             for (int j = 0; j < W; j++) {
-                in0_type s = 2 * mid[j];
-                if (i > 0) s += mid[j - W];
-                if (i + 1 < H) s += mid[j + W];
+                in0_type s = 2 * (mid[j] + b);
+                if (i > 0) s += mid[j - W] + b;
+                if (i + 1 < H) s += mid[j + W] + b;
                 v[j + 1] = s;
             }
             out0_type* row = y + (size_t)i * W;
@@ -140,11 +147,15 @@ BLUR_CPU_SOURCE = r"""
 """
 
 
-def blur_cpu(input):
-    """``blur`` on the CPU as a Jittor code operator (BLUR_CPU_SOURCE); not differentiable by
-    itself (BlurFunction supplies the gradient)."""
-    return jt.code(input.shape, input.dtype, [input], cpu_header="#include <vector>",
-                   cpu_src=BLUR_CPU_SOURCE)
+def blur_cpu(input, bias=None):
+    """``blur(input + bias)`` (bias per channel, or none) on the CPU as a Jittor code operator
+    (BLUR_CPU_SOURCE); not differentiable by itself (BlurFunction supplies the gradient)."""
+    if bias is None:
+        return jt.code(input.shape, input.dtype, [input], cpu_header="#include <vector>",
+                       cpu_src=BLUR_CPU_SOURCE.replace("BIAS", "0"))
+    return jt.code(input.shape, input.dtype, [input, bias.reshape((input.shape[1],))],
+                   cpu_header="#include <vector>",
+                   cpu_src=BLUR_CPU_SOURCE.replace("BIAS", "in1_p[p % C]"))
 
 
 class BlurFunction(jt.Function):
@@ -214,10 +225,11 @@ class FusedUpsample(nn.Module):
         self._scale = he_scale(in_channel * kernel_size * kernel_size)
         self._padding = padding
 
-    def execute(self, input):
+    def execute(self, input, bias=True):
+        """The transposed convolution, plus ``bias`` unless ``bias=False``."""
         weight = box_filter_kernel(self.weight * self._scale)
-        return onednn_conv.conv_transpose2d(input, weight, self.bias, stride=2,
-                                            padding=self._padding)
+        return onednn_conv.conv_transpose2d(input, weight, self.bias if bias else None,
+                                            stride=2, padding=self._padding)
 
 
 class FusedDownsample(nn.Module):
@@ -321,7 +333,7 @@ class AdaptiveInstanceNorm(nn.Module):
 # (at 1024 px, 16 channels: 64 MB each); docs/benchmark.md measures it.
 NOISE_LRELU_ADAIN_SOURCE = r"""
     // in0: x (N, C, H, W); in1: noise (N, 1, H, W); in2: noise weight (C); in3, in4: gamma,
-    // beta (N, C)
+    // beta (N, C); with BIAS in5, the bias (C) of the convolution before (added first)
     const int N = in0_shape0, C = in0_shape1;
     const size_t area = (size_t)in0_shape2 * in0_shape3;
     const float slope = SLOPE, eps = EPS;
@@ -330,45 +342,81 @@ NOISE_LRELU_ADAIN_SOURCE = r"""
         const int n = p / C, c = p % C;
         const in0_type* x = in0_p + p * area;
         const in1_type* z = in1_p + n * area;
-        const float w = in2_p[c];
+        const float w = in2_p[c], b = BIAS;
         double sum = 0, squares = 0;
         for (size_t i = 0; i < area; i++) {
-            float t = x[i] + w * z[i];
+            float t = (x[i] + b) + w * z[i];
             t = t > 0 ? t : slope * t;
             sum += t;
             squares += (double)t * t;
         }
         const double mean = sum / area;
         const double var = std::max(squares / area - mean * mean, 0.0);
-        const float m = (float)mean, k = (float)(in3_p[p] / std::sqrt(var + eps)), b = in4_p[p];
+        const float m = (float)mean, k = (float)(in3_p[p] / std::sqrt(var + eps)),
+                    beta = in4_p[p];
         out0_type* y = out0_p + p * area;
         for (size_t i = 0; i < area; i++) {
-            float t = x[i] + w * z[i];
+            float t = (x[i] + b) + w * z[i];
             t = t > 0 ? t : slope * t;
-            y[i] = (t - m) * k + b;
+            y[i] = (t - m) * k + beta;
         }
     }
 """.replace("SLOPE", repr(LEAKY_SLOPE)).replace("EPS", repr(INSTANCE_NORM_EPS))
+
+
+def generating_on_cpu(input, noise):
+    """True for float32 generation on the CPU (no gradients) with one noise map per image:
+    where the fused operators below serve."""
+    return (jt.flags.no_grad and not jt.flags.use_cuda and input.dtype == "float32"
+            and noise.dtype == "float32" and noise.shape[:2] == (input.shape[0], 1))
 
 
 def fused_noise_lrelu_adain_serves(input, noise):
     """True where ``noise_lrelu_adain`` runs as one operator: float32 on the CPU, no gradients,
     one noise map per image."""
     n, _, h, w = input.shape
-    return (jt.flags.no_grad and not jt.flags.use_cuda and input.dtype == "float32"
-            and noise.dtype == "float32" and tuple(noise.shape) == (n, 1, h, w))
+    return generating_on_cpu(input, noise) and tuple(noise.shape) == (n, 1, h, w)
 
 
-def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style):
-    """``adain(lrelu(noise_injection(input, noise)), style)``: the second half of a synthesis
-    layer, in one operator where ``fused_noise_lrelu_adain_serves``, else module by module."""
+def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style, bias=None):
+    """``adain(lrelu(noise_injection(input + bias, noise)), style)`` (``bias`` per channel, or
+    none): the second half of a synthesis layer, in one operator where
+    ``fused_noise_lrelu_adain_serves``, else module by module."""
     if not fused_noise_lrelu_adain_serves(input, noise):
+        if bias is not None:
+            input = input + bias.reshape((1, -1, 1, 1))
         return adain(lrelu(noise_injection(input, noise)), style)
-    weight = noise_injection.scaled_weight().reshape((input.shape[1],))
+    channels = input.shape[1]
+    weight = noise_injection.scaled_weight().reshape((channels,))
     gamma, beta = adain.gamma_beta(style)
-    return jt.code(input.shape, input.dtype, [input, noise, weight, gamma, beta],
+    inputs = [input, noise, weight, gamma, beta]
+    if bias is not None:
+        inputs.append(bias.reshape((channels,)))
+    return jt.code(input.shape, input.dtype, inputs,
                    cpu_header="#include <algorithm>\n#include <cmath>",
-                   cpu_src=NOISE_LRELU_ADAIN_SOURCE)
+                   cpu_src=NOISE_LRELU_ADAIN_SOURCE.replace(
+                       "BIAS", "0" if bias is None else "in5_p[c]"))
+
+
+def conv_deferring_bias(conv1, input):
+    """``conv1(input)`` as ``(y, bias)``, equal to ``y + bias`` (per channel) for the next
+    operator to add in its own pass (generation on the CPU): the synthesis layer's first half
+    without a pass for the convolution's bias. Where ``conv1`` ends in a blur, the blur operator
+    adds it (before blurring, as the modules do) and ``bias`` is None; None too for the
+    constant input."""
+    layers = list(conv1) if isinstance(conv1, nn.Sequential) else [conv1]
+    if not isinstance(layers[-1], Blur):
+        layers.append(None)
+    *before, conv, blur_layer = layers
+    if not isinstance(conv, (EqualConv2d, FusedUpsample)):
+        return conv1(input), None
+    for layer in before:
+        input = layer(input)
+    out = conv(input, False)                     # (positional: forward hooks see no kwargs)
+    bias = conv.conv.bias if isinstance(conv, EqualConv2d) else conv.bias
+    if blur_layer is None:
+        return out, bias
+    return blur_cpu(out, bias), None
 
 
 class ConstantInput(nn.Module):
@@ -418,11 +466,17 @@ class StyledConvBlock(nn.Module):
         self.lrelu2 = nn.LeakyReLU(LEAKY_SLOPE)
 
     def execute(self, input, style, noise):
-        out = noise_lrelu_adain(self.conv1(input), noise, self.noise1, self.lrelu1, self.adain1,
-                                style)
-        out = noise_lrelu_adain(self.conv2(out), noise, self.noise2, self.lrelu2, self.adain2,
-                                style)
-        return out
+        if not generating_on_cpu(input, noise):
+            out = noise_lrelu_adain(self.conv1(input), noise, self.noise1, self.lrelu1,
+                                    self.adain1, style)
+            return noise_lrelu_adain(self.conv2(out), noise, self.noise2, self.lrelu2,
+                                     self.adain2, style)
+        # generation on the CPU: each convolution's bias is added by the operator after it
+        # (the blur, or noise + LeakyReLU + AdaIN) instead of in a pass of its own
+        out, bias = conv_deferring_bias(self.conv1, input)
+        out = noise_lrelu_adain(out, noise, self.noise1, self.lrelu1, self.adain1, style, bias)
+        return noise_lrelu_adain(self.conv2(out, False), noise, self.noise2, self.lrelu2,
+                                 self.adain2, style, self.conv2.conv.bias)
 
 
 class ConvBlock(nn.Module):

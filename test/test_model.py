@@ -211,17 +211,21 @@ def test_adaptive_instance_norm_matches_numpy_and_starts_as_identity_affine():
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("shape", [(2, 3, 5, 5), (1, 2, 64, 48)])
-def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape):
-    """Generation on the CPU runs noise, LeakyReLU and AdaIN as one operator; with gradients
-    they stay modules. Both against numpy."""
+def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape, with_bias):
+    """Generation on the CPU runs noise, LeakyReLU and AdaIN as one operator (adding the bias
+    of the convolution before, when given); with gradients they stay modules. Both against
+    numpy."""
     n, c, h, w = shape
     noise_layer, lrelu, adain = NoiseInjection(c), jt.nn.LeakyReLU(0.2), AdaptiveInstanceNorm(c, 6)
     noise_layer.weight_orig = jt.array(np.random.randn(1, c, 1, 1).astype("float32"))
     x = (np.random.randn(*shape) * 2 + 0.5).astype("float32")
     noise = np.random.randn(n, 1, h, w).astype("float32")
     style = np.random.randn(n, 6).astype("float32")
-    t = x + noise_layer.weight_orig.numpy() * math.sqrt(2 / c) * noise
+    bias = np.random.randn(c).astype("float32") if with_bias else None
+    t = x + (0 if bias is None else bias.reshape(1, c, 1, 1)) + \
+        noise_layer.weight_orig.numpy() * math.sqrt(2 / c) * noise
     t = np.where(t > 0, t, 0.2 * t).astype(np.float64)
     gamma_beta = style @ (adain.style.linear.weight_orig.numpy().T * math.sqrt(2 / 6)) + \
         adain.style.linear.bias.numpy()
@@ -231,13 +235,50 @@ def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape):
 
     def run():
         return model.noise_lrelu_adain(jt.array(x), jt.array(noise), noise_layer, lrelu, adain,
-                                       jt.array(style)).numpy()
+                                       jt.array(style),
+                                       None if bias is None else jt.array(bias)).numpy()
     with jt.no_grad():
         assert model.fused_noise_lrelu_adain_serves(jt.array(x), jt.array(noise))
         fused = run()
     assert not model.fused_noise_lrelu_adain_serves(jt.array(x), jt.array(noise))
     for got in (fused, run()):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_blur_operator_adds_a_bias_first_as_the_blur_of_the_biased_input():
+    x = np.random.randn(2, 3, 7, 5).astype("float32")
+    bias = np.random.randn(3).astype("float32")
+    expected = blur_np(x.astype(np.float64) + bias.reshape(1, 3, 1, 1))   # zero padding after
+    np.testing.assert_allclose(model.blur_cpu(jt.array(x), jt.array(bias)).numpy(), expected,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.blur_cpu(jt.array(x)).numpy(), blur_np(x), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_generation_adding_each_bias_in_the_next_operator_draws_what_the_modules_draw(
+        monkeypatch):
+    """Generation on the CPU leaves the convolutions' bias to the blur or to the noise +
+    LeakyReLU + AdaIN operator after them; with gradients every module runs. Random weights and
+    biases (they start at zero), through the nearest-upsample blocks and the fused ones."""
+    generator = StyledGenerator(8, n_mlp=2, width=8)
+    rng = np.random.default_rng(3)
+    generator.load_parameters({name: (rng.normal(size=p.shape) * 0.5).astype("float32")
+                               for name, p in generator.named_parameters()})
+    step = 5                                               # 128 px: blocks 1-4 nearest, 5 fused
+    z = jt.array(rng.normal(size=(2, 8)).astype("float32"))
+    noise = [jt.array(rng.normal(size=(2, 1, 4 * 2 ** i, 4 * 2 ** i)).astype("float32"))
+             for i in range(step + 1)]
+    deferred = []
+    real = model.conv_deferring_bias
+    monkeypatch.setattr(model, "conv_deferring_bias",
+                        lambda conv1, x: deferred.append(1) or real(conv1, x))
+    with jt.no_grad():
+        fast = generator(z, noise=noise, step=step, alpha=0.5).numpy()
+    assert len(deferred) == step + 1
+    modules = generator(z, noise=noise, step=step, alpha=0.5).numpy()   # gradients: modules
+    assert len(deferred) == step + 1
+    np.testing.assert_allclose(fast, modules, rtol=1e-5, atol=1e-5)
+    assert np.abs(fast).max() > 0.1
 
 
 # ---------------------------------------------------------------- minibatch standard deviation
