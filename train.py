@@ -63,8 +63,8 @@ from model import Discriminator, StyledGenerator, size_for_step, step_for_size
 from optimizers import (EMA_DECAY, accumulate, adjust_lr, build_optimizers, copy_parameters,
                         load_optimizer_state, optimizer_state, parameter_names, torch_adam_reports,
                         train_only)
-from run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, RUN_KEYS, TRAIN_STATE_FILE, Outputs,
-                        newest_training_checkpoint, run_differences, run_files)
+from run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, NEWEST_FILE, RUN_KEYS, TRAIN_STATE_FILE,
+                        Outputs, newest_training_checkpoint, run_differences, run_files)
 from schedule import Progress, ScheduleConfig, advance, schedule
 from stopping import (POOL_IGNORES, OutputFailed, StopRequest, TrainingDiverged, agree,
                       any_process, check_finite, data_failed, mean_over_processes,
@@ -801,7 +801,8 @@ def build_parser():
         description="Train StyleGAN v1 progressively (the reference's train.py). Writes "
                     "OUT/sample/NNNNNN.png, OUT/checkpoint/NNNNNN.model (g_running), "
                     f"OUT/checkpoint/train_step-K.model, OUT/checkpoint/{TRAIN_STATE_FILE} "
-                    "(resume with --ckpt) and OUT/log.csv.",
+                    f"(resume with --ckpt), OUT/checkpoint/{NEWEST_FILE} (which of those two "
+                    "was written last: what --resume continues) and OUT/log.csv.",
         formatter_class=HelpFormatter)
     parser.add_argument("path", help="data folder holding one image folder per size "
                                      "(PATH/8, PATH/16, ...; see resize.py)")
