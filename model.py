@@ -150,12 +150,9 @@ BLUR_CPU_SOURCE = r"""
 def blur_cpu(input, bias=None):
     """``blur(input + bias)`` (bias per channel, or none) on the CPU as a Jittor code operator
     (BLUR_CPU_SOURCE); not differentiable by itself (BlurFunction supplies the gradient)."""
-    if bias is None:
-        return jt.code(input.shape, input.dtype, [input], cpu_header="#include <vector>",
-                       cpu_src=BLUR_CPU_SOURCE.replace("BIAS", "0"))
-    return jt.code(input.shape, input.dtype, [input, bias.reshape((input.shape[1],))],
-                   cpu_header="#include <vector>",
-                   cpu_src=BLUR_CPU_SOURCE.replace("BIAS", "in1_p[p % C]"))
+    inputs = [input] if bias is None else [input, bias.reshape((input.shape[1],))]
+    return jt.code(input.shape, input.dtype, inputs, cpu_header="#include <vector>",
+                   cpu_src=BLUR_CPU_SOURCE.replace("BIAS", "0" if bias is None else "in1_p[p % C]"))
 
 
 class BlurFunction(jt.Function):
@@ -398,25 +395,23 @@ def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style, bias=N
                        "BIAS", "0" if bias is None else "in5_p[c]"))
 
 
-def conv_deferring_bias(conv1, input):
-    """``conv1(input)`` as ``(y, bias)``, equal to ``y + bias`` (per channel) for the next
-    operator to add in its own pass (generation on the CPU): the synthesis layer's first half
-    without a pass for the convolution's bias. Where ``conv1`` ends in a blur, the blur operator
-    adds it (before blurring, as the modules do) and ``bias`` is None; None too for the
-    constant input."""
-    layers = list(conv1) if isinstance(conv1, nn.Sequential) else [conv1]
-    if not isinstance(layers[-1], Blur):
-        layers.append(None)
-    *before, conv, blur_layer = layers
+def conv_deferring_bias(layer, input):
+    """``layer(input)`` as ``(y, bias)``, equal to ``y + bias`` (per channel) for the next
+    operator to add in its own pass (generation on the CPU): a synthesis layer's convolution
+    (``conv1`` or ``conv2``) without a pass for its bias. Where the layer ends in a blur, the
+    blur operator adds it (before blurring, as the modules do) and ``bias`` is None; None too
+    for the constant input."""
+    *before, conv = list(layer) if isinstance(layer, nn.Sequential) else [layer]
+    blurred = isinstance(conv, Blur)
+    if blurred:
+        *before, conv = before
     if not isinstance(conv, (EqualConv2d, FusedUpsample)):
-        return conv1(input), None
-    for layer in before:
-        input = layer(input)
+        return layer(input), None
+    for module in before:
+        input = module(input)
     out = conv(input, False)                     # (positional: forward hooks see no kwargs)
     bias = conv.conv.bias if isinstance(conv, EqualConv2d) else conv.bias
-    if blur_layer is None:
-        return out, bias
-    return blur_cpu(out, bias), None
+    return (blur_cpu(out, bias), None) if blurred else (out, bias)
 
 
 class ConstantInput(nn.Module):
@@ -475,8 +470,8 @@ class StyledConvBlock(nn.Module):
         # (the blur, or noise + LeakyReLU + AdaIN) instead of in a pass of its own
         out, bias = conv_deferring_bias(self.conv1, input)
         out = noise_lrelu_adain(out, noise, self.noise1, self.lrelu1, self.adain1, style, bias)
-        return noise_lrelu_adain(self.conv2(out, False), noise, self.noise2, self.lrelu2,
-                                 self.adain2, style, self.conv2.conv.bias)
+        out, bias = conv_deferring_bias(self.conv2, out)
+        return noise_lrelu_adain(out, noise, self.noise2, self.lrelu2, self.adain2, style, bias)
 
 
 class ConvBlock(nn.Module):
