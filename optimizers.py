@@ -193,11 +193,10 @@ def load_torch_adam(optimizer, network, torch_state, group_names, what):
         saved["values"] = [v for _, v in pairs]
         saved["steps"] = [steps.get(names[id(p)], 0) for p in group["params"]]
         total += len(pairs)
-    counts = sorted(set(steps.values()))
-    state["defaults"]["n_step"] = counts[-1] if counts else 0
+    fewest, most = min(steps.values(), default=0), max(steps.values(), default=0)
+    state["defaults"]["n_step"] = most
     load_optimizer_state(optimizer, state, what)
-    shown = (f"{counts[0]}..{counts[-1]}" if len(counts) > 1 else
-             str(counts[0]) if counts else "0")
+    shown = str(most) if fewest == most else f"{fewest}..{most}"
     return (f"{what}: Adam moments of {len(moments)} of {total} parameters loaded "
             f"(each with its step count: {shown})")
 
