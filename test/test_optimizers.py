@@ -39,14 +39,15 @@ def run_steps(optimizer, model, late_from, steps):
     ref = {name: [p.numpy().astype(np.float64), 0.0, 0.0, 0]
            for name, p in (("early", model.early), ("late", model.late))}
     for step in range(1, steps + 1):
-        in_use = [model.early] + ([model.late] if step >= late_from else [])
-        for p in (model.early, model.late):
-            p.start_grad() if any(p is q for q in in_use) else p.stop_grad()
-        for name, p in (("early", model.early), ("late", model.late)):
-            if any(p is q for q in in_use):
-                x, m, v, k = ref[name]
-                g = x if name == "early" else 3 * x * x
-                ref[name] = [*numpy_adam(x, m, v, g, k + 1), k + 1]
+        late_in_use = step >= late_from
+        if late_in_use:
+            model.late.start_grad()
+        else:
+            model.late.stop_grad()
+        for name in ("early", "late") if late_in_use else ("early",):
+            x, m, v, k = ref[name]
+            g = x if name == "early" else 3 * x * x       # gradients of model()
+            ref[name] = [*numpy_adam(x, m, v, g, k + 1), k + 1]
         optimizer.step(model())
     return ref
 
