@@ -70,6 +70,26 @@ def test_saved_png_reads_back_as_the_computed_grid_in_a_new_folder(tmp_path):
     np.testing.assert_array_equal(read_back[2:8, 2:8], expected_first_tile)
 
 
+@pytest.mark.parametrize("n, nrow, padding, pad_value, value_range", [
+    (5, 2, 2, 0.0, (-1, 1)),     # the usual call, a last row with one tile
+    (1, 3, 2, 0.0, (-1, 1)),     # a single image: unpadded
+    (7, 3, 0, 0.3, (-1, 1)),     # no padding, grey padding value
+    (4, 4, 3, 1.7, None),        # already normalised; a pad value beyond white clips to 255
+    (6, 5, 1, -0.2, (0, 3)),     # another range; a pad value below black clips to 0
+])
+def test_saved_grid_equals_the_float_grid_pipeline(tmp_path, n, nrow, padding, pad_value,
+                                                   value_range):
+    """save_image_grid builds bytes a tile at a time; the pixels must be those of normalising
+    the whole batch, tiling it as floats (make_grid) and rounding the grid (to_uint8_image)."""
+    images = np.random.default_rng(n).uniform(-1.5, 3.5, size=(n, 3, 9, 7)).astype(np.float32)
+    normalised = normalize(images, value_range) if value_range is not None else images
+    expected = to_uint8_image(make_grid(normalised, nrow, padding, pad_value), value_range=None)
+    path = tmp_path / "grid.png"
+    written = save_image_grid(images, str(path), nrow, padding, value_range, pad_value)
+    np.testing.assert_array_equal(written, expected)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), expected)
+
+
 def test_jittor_and_numpy_inputs_give_the_same_grid():
     images = np.random.default_rng(1).normal(size=(3, 3, 5, 5)).astype(np.float32)
     np.testing.assert_array_equal(make_grid(jt.array(images), nrow=2), make_grid(images, nrow=2))
