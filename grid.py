@@ -26,9 +26,10 @@ DEFAULT_PAD_VALUE = 0.0
 DEFAULT_VALUE_RANGE = (-1, 1)    # the generator's output range
 MIN_RANGE_WIDTH = 1e-5           # torchvision's guard against a zero-width range
 GIF_FRAME_MS = 100
-# zlib's run-length strategy for PNG grids: 2-4x faster to write than Pillow's default (level 6,
-# default strategy), the same pixels; files from -8 % (photographic detail, which defeats LZ77's
-# longer matches) to +15 % (smooth images) in size (docs/benchmark.md, "Writing image grids").
+# zlib's run-length strategy for the PNGs written here and by resize.py: 2-4x faster to write
+# than Pillow's default (level 6, default strategy), the same pixels; files from -8 %
+# (photographic detail, which defeats LZ77's longer matches) to +15 % (smooth images) in size
+# (docs/benchmark.md, "Writing image grids").
 PNG_OPTIONS = {"compress_type": zlib.Z_RLE}
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 import cli
 from atomic import atomic_write, make_folder
+from grid import PNG_OPTIONS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BACKGROUND = (255, 255, 255)  # what transparent pixels become
@@ -31,7 +32,7 @@ RESAMPLE = Image.LANCZOS
 JPEG_QUALITY = 100  # rosinality's prepare_data.py stores its JPEGs at quality 100
 JPEG_FULL_CHROMA = 0  # 4:4:4, no colour subsampling: small images lose too much otherwise
 SAVE_OPTIONS = {"JPEG": {"quality": JPEG_QUALITY, "subsampling": JPEG_FULL_CHROMA},
-                "WEBP": {"lossless": True}}
+                "WEBP": {"lossless": True}, "PNG": PNG_OPTIONS}
 SIXTEEN_BIT_TO_EIGHT = 257.0  # 65535 / 255
 EXIF_ORIENTATION = 0x0112
 EXIT_USAGE = 2
