@@ -19,7 +19,8 @@ import sys
 from PIL import Image, ImageDraw, ImageFont, features
 
 import cli
-from atomic import atomic_write, make_folder
+from cli import UsageError
+from files.atomic import atomic_write, make_folder
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 FONT_INSTALL_HINT = "sudo apt-get install fonts-noto-color-emoji"
@@ -35,7 +36,6 @@ SKIN_TONES = ((0x1F3FB, 0x1F3FF),)  # emoji modifiers: they follow the emoji the
 COMPONENTS = ((ZWJ, ZWJ), (0xFE0F, 0xFE0F), (0x20E3, 0x20E3), (0x1F3FB, 0x1F3FF),
               (0x1F9B0, 0x1F9B3), (0xE0020, 0xE007F), (0x2640, 0x2640), (0x2642, 0x2642))
 MARGIN = 4  # px of transparent border drawn around each glyph, so nothing is clipped
-EXIT_USAGE = 2
 
 # OpenType table details used below (https://learn.microsoft.com/typography/opentype/spec/)
 CMAP_SEGMENTED_COVERAGE = 12  # cmap subtable format with 32-bit codepoint groups
@@ -44,10 +44,6 @@ GSUB_LIGATURE = 4  # GSUB lookup type: several glyphs -> one
 GSUB_EXTENSION = 7  # GSUB lookup type wrapping another type behind a 32-bit offset
 FONT_COLLECTION_TAG = b"ttcf"  # first bytes of a .ttc font collection (several fonts in one file)
 COLOUR_TABLES = ("CBDT", "sbix", "COLR", "SVG ")  # colour glyphs: bitmaps, Apple's, layers, SVG
-
-
-class EmojiError(Exception):
-    """The font is missing or cannot be used; its text is the whole message."""
 
 
 class _FontFile:
@@ -177,27 +173,27 @@ def emoji_sequences(font_path):
 def load_font(font_path=DEFAULT_FONT):
     """The emoji font at its bitmap size, with complex text layout when Pillow has it."""
     if not os.path.isfile(font_path):
-        raise EmojiError(f"emoji font not found: {font_path} (install it with: "
+        raise UsageError(f"emoji font not found: {font_path} (install it with: "
                          f"{FONT_INSTALL_HINT}, or pass --font)")
     try:
         with open(font_path, "rb") as f:
             collection = f.read(4) == FONT_COLLECTION_TAG
         tables = set() if collection else set(_FontFile(font_path).tables)
     except (OSError, struct.error, UnicodeDecodeError) as err:
-        raise EmojiError(f"cannot read {font_path} as an OpenType font ({err}); pass a colour "
+        raise UsageError(f"cannot read {font_path} as an OpenType font ({err}); pass a colour "
                          f"emoji font (.ttf) with --font") from None
     if collection:
-        raise EmojiError(f"{font_path} is a font collection (.ttc), not one font: pass a single "
+        raise UsageError(f"{font_path} is a font collection (.ttc), not one font: pass a single "
                          f"colour emoji font (.ttf) with --font, e.g. {DEFAULT_FONT}")
     if not tables & set(COLOUR_TABLES):
-        raise EmojiError(f"{font_path} has no colour glyphs (none of the tables "
+        raise UsageError(f"{font_path} has no colour glyphs (none of the tables "
                          f"{', '.join(t.strip() for t in COLOUR_TABLES)}): the emoji would be "
                          f"monochrome; pass a colour emoji font with --font, e.g. {DEFAULT_FONT}")
     layout = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
     try:
         return ImageFont.truetype(font_path, FONT_SIZE, layout_engine=layout)
     except OSError as err:
-        raise EmojiError(f"cannot use {font_path} as a colour emoji font at size {FONT_SIZE} "
+        raise UsageError(f"cannot use {font_path} as a colour emoji font at size {FONT_SIZE} "
                          f"({err}); install Noto Color Emoji with: {FONT_INSTALL_HINT}") from err
 
 
@@ -308,5 +304,4 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     # a bad font: exit 2; an output that cannot be written (WriteError): 1; Ctrl-C 130, SIGTERM 143
-    cli.run(argparse.ArgumentParser(prog="build_emoji.py"), lambda: main(parse_args()),
-            usage=(EmojiError,))
+    cli.run(argparse.ArgumentParser(prog="build_emoji.py"), lambda: main(parse_args()))

@@ -14,19 +14,26 @@ import sys
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 
 import cli
-from checkpoint import (CheckpointError, load_generator, torch_generator_state_dict,
-                        write_torch_file)
+from files.checkpoint import (CheckpointError, load_generator, torch_generator_state_dict,
+                              write_torch_file)
 from model import Blur
 
 ORIGINAL_ARCHITECTURE = dict(code_dim=512, n_mlp=8, width=512)  # what its generate.py builds
+
+
+def blocks_output_channels(generator, blur_name):
+    """The channels the Blur named ``blur_name`` filters: those of the styled block it sits in
+    (``generator.progression.I.conv1.K``), whose kernel the original stores once per channel."""
+    index = int(blur_name.split("progression.")[1].split(".")[0])
+    return generator.generator.progression[index].noise1.weight_orig.shape[1]
 
 
 def main(args):
     """Write args.out; returns the info of the generator written."""
     generator, info = load_generator(args.checkpoint)
     state = {key: value.numpy() for key, value in generator.state_dict().items()}
-    blur_channels = {name: module._channel for name, module in generator.named_modules()
-                     if isinstance(module, Blur)}
+    blur_channels = {name: blocks_output_channels(generator, name)
+                     for name, module in generator.named_modules() if isinstance(module, Blur)}
     write_torch_file({"g_running": torch_generator_state_dict(state, blur_channels)}, args.out)
     architecture = {key: info[key] for key in ORIGINAL_ARCHITECTURE}
     print(f"export_torch.py: wrote {args.out} (g_running of {info['kind']} {args.checkpoint}, "

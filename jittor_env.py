@@ -1,10 +1,23 @@
 """Prepare the process for Jittor, then import it. Every script imports this module first.
 
-Jittor 1.3.11 needs three things fixed before ``import jittor`` on the machines this project
-targets; variables the user has set always win:
+Jittor 1.3.11 needs these fixed before ``import jittor`` on the machines this project targets;
+variables the user has set always win (``python3 doctor.py`` shows what was found and chosen):
 
-* ``nvcc_path``: when an ``nvcc`` is on PATH but no CUDA driver can be loaded, Jittor's import
-  fails while it probes CUDA. We then set ``nvcc_path=""`` so Jittor builds for the CPU only.
+* No usable GPU (no CUDA driver, or a driver but no ``nvcc``): ``nvcc_path=""``, so Jittor
+  builds for the CPU only, instead of failing while it probes CUDA or downloading a CUDA toolkit
+  from its own server. A driver without ``nvcc`` says so in one line naming ``doctor.py``.
+* A GPU: Jittor gets the ``nvcc`` and the host compiler found here (``nvcc_path``,
+  ``cc_path``; a ``g++-N`` that this nvcc accepts when the default ``g++`` is too new for it),
+  and never downloads anything (a toolkit, NCCL, cutt, cutlass): offline and cluster machines
+  hang or fail on those downloads.
+* cuDNN: Jittor 1.3.11 loads cuDNN 8's libraries by name and its cuDNN operators call functions
+  that cuDNN 9 removed (``cudnnSetRNNDescriptor_v6``, ``cudnnRNNForwardInference``), so with
+  cuDNN 9 or none, convolutions run on Jittor's own CUDA kernels (``conv_opt=1``). cuDNN 8 is
+  used as Jittor uses it. ``STYLEGAN_CUDNN=0`` or ``=1`` forces either way.
+* CUDA libraries that live in NVIDIA's pip wheels (``nvidia/cu13/lib``, PyTorch's), not beside
+  ``nvcc``: a view of the toolkit with them is linked under Jittor's cache, where Jittor looks.
+* Under MPI (``mpirun``) each rank takes its local rank's GPU (``CUDA_VISIBLE_DEVICES``), and
+  NCCL is the system's or the ``nvidia-nccl`` wheel's; without one, no NCCL, said in one line.
 * oneDNN: on first import Jittor downloads oneDNN into its cache, which fails offline, and its
   own CPU convolutions are about 95x slower (``bench.py --compare_mkl``). If Debian's
   ``libdnnl-dev`` is installed we link it
@@ -12,17 +25,38 @@ targets; variables the user has set always win:
   Jittor finds it and does not download. Without it we fall back to ``use_mkl=0`` and warn once.
 * ``log_silent=1``: Jittor's compiler log lines are quiet unless the user asks for them.
 
-After import, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU.
+After import, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU. ``doctor.py``
+loads this file under the name ``jittor_env_probe`` to use its probes without importing Jittor.
 """
 import ctypes
+import glob
+import hashlib
 import json
 import os
 import platform
+import re
+import shutil
+import subprocess
 import sys
 
 ONEDNN_DIR_NAME = {"x86_64": "dnnl_lnx_2.2.0_cpu_gomp", "aarch64": "dnnl_lnx_2.2.0_cpu_gomp_aarch64"}
 DEBIAN_ONEDNN_INCLUDE = "/usr/include/oneapi/dnnl"
 ONEDNN_INSTALL_HINT = "apt-get install -y libdnnl-dev"
+PROBE_MODULE_NAME = "jittor_env_probe"
+DOCTOR = "python3 doctor.py"
+CUDNN_SWITCH = "STYLEGAN_CUDNN"
+# where Jittor itself looks for nvcc when PATH has none
+NVCC_FALLBACKS = ("/usr/local/cuda/bin/nvcc", "/opt/cuda/bin/nvcc", "/usr/bin/nvcc")
+# the newest GCC major that nvcc's host_config.h accepts, from each nvcc (major, minor) on
+NVCC_NEWEST_GCC = (((13, 0), 15), ((12, 8), 14), ((12, 4), 13), ((12, 0), 12), ((11, 4), 11),
+                   ((11, 1), 10), ((11, 0), 9), ((10, 1), 8))
+OLDEST_GCC = 7
+# libraries Jittor's CUDA set-up loads whatever else is chosen (a missing one aborts its import)
+CUDA_LIBRARIES = (("cublas", "cublas.h"), ("curand", "curand.h"))
+CUDNN8_PARTS = ("libcudnn_ops_infer.so", "libcudnn_ops_train.so", "libcudnn_cnn_infer.so",
+                "libcudnn_cnn_train.so")
+# what Jittor would download on a CUDA machine, off unless the user turns them on
+CUDA_DOWNLOAD_DEFAULTS = {"use_cutt": "0", "use_cutlass": "0"}
 
 
 def cuda_driver_loadable():
@@ -34,6 +68,54 @@ def cuda_driver_loadable():
         except OSError:
             continue
     return False
+
+
+CUDA_SUCCESS = 0
+CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
+CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
+
+
+def cuda_driver_info(library=None):
+    """What the CUDA driver reports: a dict with ``library``, ``version`` ((major, minor)),
+    ``devices`` ([(name, (cc major, cc minor), bytes of memory)]) and ``error`` (cuInit's
+    failure, or None); None when no driver library loads."""
+    driver = None
+    for name in ([library] if library else ["libcuda.so.1", "libcuda.so"]):
+        try:
+            driver = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    if driver is None:
+        return None
+    info = dict(library=library or name, version=None, devices=[], error=None)
+    try:
+        status = driver.cuInit(0)
+        if status != CUDA_SUCCESS:
+            info["error"] = f"cuInit failed with CUDA error {status}"
+            return info
+        version = ctypes.c_int()
+        if driver.cuDriverGetVersion(ctypes.byref(version)) == CUDA_SUCCESS:
+            info["version"] = (version.value // 1000, version.value % 1000 // 10)
+        count = ctypes.c_int()
+        if driver.cuDeviceGetCount(ctypes.byref(count)) != CUDA_SUCCESS:
+            info["error"] = "cuDeviceGetCount failed"
+            return info
+        for index in range(count.value):
+            device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+            memory, text = ctypes.c_size_t(), ctypes.create_string_buffer(256)
+            driver.cuDeviceGet(ctypes.byref(device), index)
+            driver.cuDeviceGetName(text, 256, device)
+            driver.cuDeviceGetAttribute(ctypes.byref(major),
+                                        CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device)
+            driver.cuDeviceGetAttribute(ctypes.byref(minor),
+                                        CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device)
+            driver.cuDeviceTotalMem_v2(ctypes.byref(memory), device)
+            info["devices"].append((text.value.decode(errors="replace"),
+                                    (major.value, minor.value), memory.value))
+    except AttributeError as error:   # a library without the driver's functions
+        info["error"] = f"not a CUDA driver ({error})"
+    return info
 
 
 def jittor_home():
@@ -73,23 +155,405 @@ def link_debian_onednn():
     return os.path.isfile(lib_link)
 
 
+# ---- probes of the CUDA toolchain: plain functions of paths and environments, for doctor.py
+
+def find_nvcc(environ=os.environ, fallbacks=None):
+    """The ``nvcc`` Jittor would find (PATH, then CUDA_HOME / CUDA_PATH, then the usual
+    folders), or None. Never a toolkit Jittor would download."""
+    found = shutil.which("nvcc", path=environ.get("PATH", os.defpath))
+    if found:
+        return found
+    homes = [os.path.join(environ[k], "bin", "nvcc") for k in ("CUDA_HOME", "CUDA_PATH")
+             if environ.get(k)]
+    for candidate in homes + list(NVCC_FALLBACKS if fallbacks is None else fallbacks):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_version(command, pattern, timeout=30):
+    """The version a program prints (``pattern``'s groups as ints), or None when it cannot run."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(pattern, done.stdout + done.stderr)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+
+
+def nvcc_version(nvcc):
+    """(major, minor) of an nvcc, from ``nvcc --version`` ("release 13.0")."""
+    return run_version([nvcc, "--version"], r"release (\d+)\.(\d+)")
+
+
+def gcc_major(compiler):
+    """The major version of a GCC (``g++ -dumpversion``), or None (not GCC, or not runnable)."""
+    version = run_version([compiler, "-dumpversion"], r"^(\d+)")
+    return version[0] if version else None
+
+
+def newest_gcc_for(version):
+    """The newest GCC major an nvcc of ``version`` accepts; None for one older than the table."""
+    for since, newest in NVCC_NEWEST_GCC:
+        if tuple(version[:2]) >= since:
+            return newest
+    return None
+
+
+def gcc_accepted(nvcc_ver, major):
+    """Whether an nvcc of ``nvcc_ver`` accepts GCC ``major`` (by its host_config.h's limits)."""
+    newest = newest_gcc_for(nvcc_ver)
+    return major is not None and major >= OLDEST_GCC and (newest is None or major <= newest)
+
+
+def choose_host_compiler(nvcc_ver, environ=os.environ):
+    """(path, GCC major, accepted): the host compiler to pass Jittor. The user's ``cc_path``
+    wins; else ``g++`` on PATH when this nvcc accepts it; else the newest ``g++-N`` it accepts;
+    else ``g++`` (with accepted False)."""
+    search = environ.get("PATH", os.defpath)
+    if environ.get("cc_path"):
+        major = gcc_major(environ["cc_path"])
+        return environ["cc_path"], major, gcc_accepted(nvcc_ver, major)
+    default = shutil.which("g++", path=search)
+    major = gcc_major(default) if default else None
+    if default and gcc_accepted(nvcc_ver, major):
+        return default, major, True
+    newest = newest_gcc_for(nvcc_ver) or 99
+    for n in range(min(newest, 30), OLDEST_GCC - 1, -1):
+        candidate = shutil.which(f"g++-{n}", path=search)
+        if candidate and gcc_accepted(nvcc_ver, gcc_major(candidate)):
+            return candidate, gcc_major(candidate), True
+    return default, major, False
+
+
+def toolkit_dirs(nvcc, arch=None):
+    """(include folders, library folders) where Jittor 1.3.11 looks for CUDA's headers and
+    libraries, given the real nvcc (``compile_extern.setup_cuda_lib``)."""
+    arch = arch or platform.machine()
+    bin_dir = os.path.dirname(os.path.realpath(nvcc))
+    home = os.path.dirname(bin_dir)
+    includes = [os.path.join(home, "include"), os.path.join(home, f"targets/{arch}-linux/include"),
+                "/usr/include"]
+    libs = [bin_dir, os.path.join(home, "lib64"), os.path.join(home, f"targets/{arch}-linux/lib"),
+            f"/usr/lib/{arch}-linux-gnu", "/usr/lib"]
+    return includes, libs
+
+
+def wheel_dirs(site_dirs=None):
+    """(include folders, library folders) of NVIDIA's pip wheels (``nvidia/*/`` under each
+    site-packages folder, as PyTorch installs them: ``nvidia/cu13``, ``nvidia/cudnn``, ...)."""
+    if site_dirs is None:
+        site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    includes, libs = [], []
+    for site in site_dirs:
+        for package in sorted(glob.glob(os.path.join(site, "nvidia", "*"))):
+            if os.path.isdir(os.path.join(package, "include")):
+                includes.append(os.path.join(package, "include"))
+            if os.path.isdir(os.path.join(package, "lib")):
+                libs.append(os.path.join(package, "lib"))
+    return includes, libs
+
+
+def find_file(folders, name):
+    """The first ``folder/name`` that exists, or None."""
+    for folder in folders:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def find_library(folders, name):
+    """``name`` (``libX.so``), or its newest numbered form ``libX.so.N[...]``, in the first
+    folder holding either; None when none does."""
+    for folder in folders:
+        exact = os.path.join(folder, name)
+        if os.path.isfile(exact):
+            return exact
+        numbered = [p for p in glob.glob(glob.escape(exact) + ".*") if os.path.isfile(p)]
+        if numbered:
+            return max(numbered, key=lambda p: [int(n) for n in re.findall(r"\d+", p[len(exact):])])
+    return None
+
+
+def cudnn_found(includes, libs):
+    """(major version, library path) of the cuDNN found, or (None, None)."""
+    header = find_file(includes, "cudnn_version.h") or find_file(includes, "cudnn.h")
+    major = None
+    if header:
+        try:
+            with open(header, errors="replace") as f:
+                match = re.search(r"#define\s+CUDNN_MAJOR\s+(\d+)", f.read())
+            major = int(match.group(1)) if match else None
+        except OSError:
+            pass
+    library = find_library(libs, "libcudnn.so")
+    if major is None and library:
+        match = re.search(r"libcudnn\.so\.(\d+)", library)
+        major = int(match.group(1)) if match else None
+    return (major, library) if (header or library) else (None, None)
+
+
+def nccl_found(includes, libs):
+    """(include folder, library path) of an installed NCCL, or None."""
+    header = find_file(includes, "nccl.h")
+    library = find_library(libs, "libnccl.so")
+    return (os.path.dirname(header), library) if header and library else None
+
+
+def mpi_local_rank(environ=os.environ):
+    """This process's rank among the MPI processes of its machine (OpenMPI, MPICH, Slurm), or
+    None outside MPI."""
+    for key in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"):
+        if environ.get(key, "").isdigit():
+            return int(environ[key])
+    return None
+
+
+class CudaPlan:
+    """What ``prepare_environment`` does on a machine with a CUDA driver: ``mode`` "cuda" or
+    "cpu", ``reason`` (why CPU), ``env`` (variables to set where the user set none),
+    ``notes`` (one-line messages), ``view`` (headers and libraries to link beside nvcc, or
+    None), ``preload`` (libraries to load first), and the findings doctor.py shows."""
+
+    def __init__(self):
+        self.mode, self.reason, self.fix = "cpu", "", ""
+        self.env, self.notes, self.preload = {}, [], []
+        self.view = None
+        self.nvcc = self.nvcc_version = self.compiler = self.compiler_major = None
+        self.compiler_accepted = False
+        self.libraries = {}
+        self.cudnn_major = self.cudnn_library = None
+        self.use_cudnn = False
+        self.nccl = None
+
+
+def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
+    """Decide how Jittor runs on a machine whose CUDA driver loads (see CudaPlan); ``driver``
+    is ``cuda_driver_info()``'s answer (probed when None)."""
+    plan = CudaPlan()
+    driver = driver or cuda_driver_info()
+    if driver is None or driver["error"] or not driver["devices"]:
+        plan.reason = ("no CUDA driver loads" if driver is None else
+                       driver["error"] or "the CUDA driver sees no GPU")
+        plan.fix = ("check nvidia-smi; unset CUDA_VISIBLE_DEVICES if it hides the GPUs"
+                    if driver is not None else "install the NVIDIA driver")
+        return plan
+    user_nvcc = environ.get("nvcc_path")
+    plan.nvcc = user_nvcc or find_nvcc(environ)
+    if not plan.nvcc:
+        plan.reason = "a CUDA driver but no nvcc"
+        plan.fix = ("install the CUDA toolkit (nvcc) and put its bin/ on PATH, or set "
+                    "nvcc_path=/path/to/nvcc")
+        return plan
+    plan.nvcc_version = nvcc_version(plan.nvcc)
+    if plan.nvcc_version is None:
+        plan.reason = f"{plan.nvcc} does not run or print its version"
+        plan.fix = "set nvcc_path=/path/to/a/working/nvcc"
+        return plan
+    plan.compiler, plan.compiler_major, plan.compiler_accepted = choose_host_compiler(
+        plan.nvcc_version, environ)
+    if not plan.compiler_accepted:
+        newest = newest_gcc_for(plan.nvcc_version)
+        version = ".".join(map(str, plan.nvcc_version))
+        plan.reason = (f"nvcc {version} does not accept {plan.compiler or 'g++ (none found)'}"
+                       f" (GCC {plan.compiler_major})")
+        plan.fix = (f"apt-get install -y g++-{newest} (or set cc_path=/path/to/g++-{newest})"
+                    if newest else "set cc_path=/path/to/a/g++/this/nvcc/accepts")
+        return plan
+    includes, libs = toolkit_dirs(plan.nvcc, arch)
+    wheel_includes, wheel_libs = wheel_dirs(site_dirs)
+    from_wheels = set()
+    for name, header in CUDA_LIBRARIES:
+        found = (find_file(includes, header), find_library(libs, f"lib{name}.so"))
+        if not all(found):
+            wheel = (find_file(wheel_includes, header), find_library(wheel_libs, f"lib{name}.so"))
+            if all(wheel):
+                found = wheel
+                from_wheels.add(name)
+        plan.libraries[name] = found if all(found) else None
+    missing = [name for name, found in plan.libraries.items() if found is None]
+    if missing:
+        plan.reason = "no " + " or ".join(f"lib{name}" for name in missing) + " with its header"
+        wheels = " ".join(f"nvidia-{name}" + ("" if plan.nvcc_version[0] >= 13
+                                              else f"-cu{plan.nvcc_version[0]}")
+                          for name in missing)
+        plan.fix = f"pip install {wheels}, or install the CUDA toolkit's libraries"
+        return plan
+    plan.cudnn_major, plan.cudnn_library = cudnn_found(includes + wheel_includes, libs + wheel_libs)
+    switch = environ.get(CUDNN_SWITCH)
+    cudnn8_complete = plan.cudnn_major == 8 and all(
+        find_library([os.path.dirname(plan.cudnn_library)], part) for part in CUDNN8_PARTS)
+    plan.use_cudnn = (switch == "1") or (switch != "0" and cudnn8_complete)
+    if "conv_opt" in environ:
+        plan.use_cudnn = environ["conv_opt"] in ("", "0")
+    if not plan.use_cudnn:
+        plan.env["conv_opt"] = "1"   # Jittor then loads cuBLAS and cuRAND only
+    elif plan.cudnn_library and not find_library(libs, "libcudnn.so"):
+        from_wheels.add("cudnn")
+    plan.env.update(CUDA_DOWNLOAD_DEFAULTS)
+    rank = mpi_local_rank(environ)
+    nccl = nccl_found(includes + wheel_includes, libs + wheel_libs)
+    if nccl and not ("nccl_include_path" in environ or "nccl_lib_path" in environ):
+        plan.nccl = nccl
+        if os.path.basename(nccl[1]) != "libnccl.so":
+            from_wheels.add("nccl")
+    elif not nccl and "use_nccl" not in environ:
+        plan.env["use_nccl"] = "0"
+        if rank is not None:
+            plan.notes.append("no NCCL found: the processes average gradients through MPI "
+                              f"(pip install nvidia-nccl-cu{plan.nvcc_version[0]} for NCCL)")
+    if rank is not None:
+        visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        if "CUDA_VISIBLE_DEVICES" not in environ:
+            plan.env["CUDA_VISIBLE_DEVICES"] = str(rank)
+        elif len(visible) > 1:
+            plan.env["CUDA_VISIBLE_DEVICES"] = visible[rank % len(visible)]
+    if from_wheels:
+        plan.view = dict(nvcc=os.path.realpath(plan.nvcc), includes=includes + wheel_includes,
+                         libs=libs + wheel_libs)
+        for name in ("cublasLt", "cublas", "curand") + (("cudnn",) if "cudnn" in from_wheels
+                                                        else ()):
+            library = find_library(wheel_libs, f"lib{name}.so")
+            if library:
+                plan.preload.append(library)
+        if plan.nccl and "nccl" in from_wheels:
+            plan.preload.append(plan.nccl[1])
+    plan.mode = "cuda"
+    return plan
+
+
+VIEW_LIBRARIES = ("cudart", "cublas", "cublasLt", "curand", "cudnn", "cudnn_ops_infer",
+                  "cudnn_ops_train", "cudnn_cnn_infer", "cudnn_cnn_train", "nccl")
+VIEW_HEADERS = ("cublas*.h", "curand*.h", "cudnn*.h", "nccl*.h")
+
+
+def build_toolkit_view(view, root):
+    """A folder ``root/<key>`` laid out as a CUDA toolkit (``bin/nvcc``, ``include``,
+    ``lib64``) whose files link to the real toolkit and to the wheels' headers and libraries,
+    each library also under its unnumbered name (``libcublas.so``), which Jittor and the
+    linker look for and the wheels do not ship. Returns its ``bin/nvcc``; built once per key."""
+    key = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
+    folder = os.path.join(root, key)
+    nvcc = os.path.join(folder, "bin", "nvcc")
+    if os.path.isfile(nvcc):
+        return nvcc
+    building = f"{folder}.{os.getpid()}.tmp"
+    shutil.rmtree(building, ignore_errors=True)
+    for sub in ("bin", "include", "lib64"):
+        os.makedirs(os.path.join(building, sub))
+    real_home = os.path.dirname(os.path.dirname(view["nvcc"]))
+    real_include = os.path.join(real_home, "include")
+    if os.path.isdir(real_include):
+        for entry in os.listdir(real_include):
+            os.symlink(os.path.join(real_include, entry), os.path.join(building, "include", entry))
+    for folder_in in view["includes"]:
+        for pattern in VIEW_HEADERS:
+            for header in glob.glob(os.path.join(glob.escape(folder_in), pattern)):
+                link = os.path.join(building, "include", os.path.basename(header))
+                if not os.path.lexists(link):
+                    os.symlink(header, link)
+    for name in VIEW_LIBRARIES:
+        library = find_library(view["libs"], f"lib{name}.so")
+        if library:
+            os.symlink(library, os.path.join(building, "lib64", f"lib{name}.so"))
+    # a script, not a link: Jittor resolves links to find the toolkit's home
+    with open(os.path.join(building, "bin", "nvcc"), "w") as f:
+        f.write(f'#!/bin/sh\nexec "{view["nvcc"]}" "$@"\n')
+    os.chmod(os.path.join(building, "bin", "nvcc"), 0o755)
+    try:
+        os.rename(building, folder)
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)   # another process built it meanwhile
+    return nvcc
+
+
+def say(message, environ=os.environ):
+    """One line on stderr, from MPI rank 0 only."""
+    if environ.get("OMPI_COMM_WORLD_RANK", environ.get("PMI_RANK", "0")) == "0":
+        print(f"jittor_env: {message}", file=sys.stderr, flush=True)
+
+
+def apply_cuda_plan(plan, environ=os.environ, view_root=None):
+    """Set what ``plan`` chose where the user set nothing; print its lines."""
+    if plan.mode != "cuda":
+        if "nvcc_path" not in environ:
+            environ["nvcc_path"] = ""
+        say(f"running on the CPU: {plan.reason} ({plan.fix}; {DOCTOR} says more)", environ)
+        return
+    nvcc = plan.nvcc
+    if plan.view is not None:
+        root = view_root or os.path.join(jittor_home(), ".cache", "jittor", "stylegan_cuda")
+        try:
+            nvcc = build_toolkit_view(plan.view, root)
+        except OSError as error:
+            say(f"cannot link the CUDA libraries under {root} ({error}); {DOCTOR}", environ)
+        for library in plan.preload:
+            try:
+                ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                pass
+    if "nvcc_path" not in environ:
+        environ["nvcc_path"] = nvcc
+    environ.setdefault("cc_path", plan.compiler)
+    if plan.nccl:
+        include, library = plan.nccl
+        lib_dir = os.path.dirname(library)
+        if os.path.basename(library) != "libnccl.so" and plan.view is not None:
+            lib_dir = os.path.join(os.path.dirname(os.path.dirname(nvcc)), "lib64")
+        environ.setdefault("nccl_include_path", include)
+        environ.setdefault("nccl_lib_path", lib_dir)
+    for key, value in plan.env.items():
+        environ.setdefault(key, value)
+    for note in plan.notes:
+        say(note, environ)
+    if not plan.use_cudnn:
+        found = (f"cuDNN {plan.cudnn_major} found" if plan.cudnn_major else "no cuDNN found")
+        say(f"CUDA without cuDNN ({found}; Jittor 1.3.11 uses cuDNN 8 only): convolutions run "
+            f"on Jittor's own CUDA kernels", environ)
+
+
+def forbid_downloads():
+    """Make every download Jittor would start fail at once instead (with ``DownloadRefused``),
+    and its toolkit installer find nothing rather than download one. A safety net behind the
+    variables ``prepare_environment`` sets; used only where Jittor builds for CUDA."""
+    import jittor_utils.install_cuda as install_cuda
+    import jittor_utils.misc as misc
+
+    class DownloadRefused(RuntimeError):
+        pass
+
+    def refuse(url, *args, **kwargs):
+        raise DownloadRefused(f"Jittor tried to download {url}; this project never downloads at "
+                              f"run time ({DOCTOR} says what is missing and how to install it)")
+
+    original = install_cuda.install_cuda
+
+    def install_cuda_without_download():
+        try:
+            return original()
+        except DownloadRefused:
+            return None
+
+    misc.download_url_to_local = refuse
+    install_cuda.download_url_to_local = refuse
+    install_cuda.install_cuda = install_cuda_without_download
+
+
 def prepare_environment(environ=os.environ):
     """Set Jittor's environment variables for this machine, leaving user-set ones alone."""
-    if "nvcc_path" not in environ and not cuda_driver_loadable():
-        environ["nvcc_path"] = ""
+    if environ.get("nvcc_path") == "":
+        pass   # the user chose the CPU
+    elif not cuda_driver_loadable():
+        environ.setdefault("nvcc_path", "")
+    else:
+        apply_cuda_plan(plan_cuda(environ), environ)
     environ.setdefault("log_silent", "1")
     user_chose_mkl = any(k in environ for k in ("use_mkl", "mkl_include_path", "mkl_lib_path"))
     if not user_chose_mkl and not link_debian_onednn():
         environ["use_mkl"] = "0"
         print(f"warning: oneDNN not found, Jittor's CPU convolutions will be about 95x slower "
               f"(install it with: {ONEDNN_INSTALL_HINT})", file=sys.stderr)
-
-
-prepare_environment()
-
-import jittor as jt  # noqa: E402  (must come after the environment is prepared)
-
-jt.flags.use_cuda = 1 if jt.has_cuda else 0
 
 
 class _SigAction(ctypes.Structure):
@@ -126,10 +590,8 @@ def ignore_stopped_children():
         return False
 
 
-ignore_stopped_children()
 
-
-def compiler_pool_ignores(signals=("SIGINT", "SIGUSR1")):
+def compiler_pool_ignores(signals):
     """Restart Jittor's operator-compiler process pool with ``signals`` ignored in its workers.
 
     Jittor compiles operators through a ``multiprocessing.Pool`` that it forks from this process
@@ -138,7 +600,10 @@ def compiler_pool_ignores(signals=("SIGINT", "SIGUSR1")):
     it; Jittor's SIGCHLD handler then ends the process with "Caught SIGCHLD ... quick exit" and
     exit code 1, after ``train.py`` has saved its checkpoint but instead of its clean exit (130).
     Forked with the signals ignored, the workers (and the compilers they start) carry on, and the
-    signal is handled by the training loop alone. Call it before training; a no-op off Linux.
+    signal is handled by the training loop alone. The workers keep SIGTERM's default action
+    whatever handler this process has (cli.run raises an exception from its own): the pool ends
+    them with SIGTERM, and a worker that took it for an exception would be waited for forever.
+    Call it before training; a no-op off Linux.
     """
     import atexit
     import signal
@@ -151,8 +616,18 @@ def compiler_pool_ignores(signals=("SIGINT", "SIGUSR1")):
         jittor_utils.pool_cleanup()
         jittor_utils.pool_size = 0
     previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
+    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         jittor_utils.run_cmds([], None, None, "compiler pool")
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+if __name__ != PROBE_MODULE_NAME:
+    prepare_environment()
+    if os.environ.get("nvcc_path"):
+        forbid_downloads()
+    import jittor as jt  # noqa: E402  (must come after the environment is prepared)
+    jt.flags.use_cuda = 1 if jt.has_cuda else 0
+    ignore_stopped_children()

@@ -2,9 +2,16 @@
 
 A faithful port of rosinality/style-based-gan-pytorch (``model.py``) by way of the Jittor port
 xUhEngwAng/StyleGAN-jittor. Same layers, same maths, same state-dict key names and shapes, so a
-generator state dict written by either reference loads here. The file is ordered like the paper
-(Karras et al. 2019, "A Style-Based Generator Architecture for GANs"): equalized-learning-rate
-layers and the small building blocks first, then the conv blocks, then the two networks.
+generator state dict written by either reference loads here. The classes come in the PyTorch
+original's order, so the two files read side by side: equalized-learning-rate layers, fused
+up/down-sampling, PixelNorm, Blur, the equalized conv and linear layers, the discriminator's
+ConvBlock, AdaIN, noise injection, the constant input, the styled conv block, then the networks
+(Karras et al. 2019, "A Style-Based Generator Architecture for GANs").
+
+The kernels live in ``ops/``: the blur (``ops.blur``), the oneDNN convolution
+(``ops.onednn_conv``) and, for generation on the CPU, fused operators that ``StyledConvBlock``
+reaches through one hook (``ops.cpu_generation``). The module path written here is what training
+and CUDA run.
 
 Resolutions are indexed by ``step``: step s works at 4 * 2**s px, so steps 0..8 are 4..1024 px.
 The optional ``width`` argument narrows every layer (``width / 512`` of the reference's channels)
@@ -13,22 +20,20 @@ for tests and CPU runs; the default is the reference network.
 import random
 from math import sqrt
 
-import numpy as np
-
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from jittor import nn
 
-import onednn_conv
-# the networks' shapes; step_for_size too, for the scripts that import it from here
-from architecture import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP,  # noqa: F401
-                          REFERENCE_WIDTH, check_step, scaled_channels, size_for_step,
-                          step_for_size)
+from ops import cpu_generation, onednn_conv
+from ops.architecture import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP,  # noqa: F401
+                              REFERENCE_WIDTH, check_step, scaled_channels, size_for_step,
+                              step_for_size)   # (step_for_size: for the scripts, from here)
+from ops.blur import blur
 
 LEAKY_SLOPE = 0.2                 # LeakyReLU slope everywhere, as in the paper
 PIXEL_NORM_EPS = 1e-8
 INSTANCE_NORM_EPS = 1e-5          # torch.nn.InstanceNorm2d's default, used by the reference
-SINGLE_PASS_PIXELS = 128 * 128   # spatial means up to 128 px in one pass (training sizes on the CPU)
+SINGLE_PASS_PIXELS = 128 * 128    # spatial means up to 128 px in one pass (see spatial_mean)
 MBSTD_EPS = 1e-8                  # minibatch-stddev: sqrt(var + eps), as the PyTorch original
 
 
@@ -37,8 +42,19 @@ def he_scale(fan_in):
     return sqrt(2 / fan_in)
 
 
+def noise_shapes(step, batch):
+    """Shapes of the per-resolution noise maps of a forward pass at ``step``: one
+    (batch, 1, 4 * 2**i, 4 * 2**i) map for each synthesis layer i = 0..step (paper section 3.2)."""
+    return [(batch, 1, size_for_step(i), size_for_step(i)) for i in range(step + 1)]
+
+
+def truncate(style, mean_style, psi):
+    """The truncation trick in W (paper section 4): w <- mean + psi * (w - mean)."""
+    return mean_style + psi * (style - mean_style)
+
+
 # ----------------------------------------------------------------------------------------------
-# Equalized learning-rate layers
+# Equalized learning rate: the weights of these layers are scaled at every forward
 # ----------------------------------------------------------------------------------------------
 
 class ScaledWeightConv2d(nn.Module):
@@ -67,134 +83,14 @@ class ScaledWeightLinear(nn.Module):
 
     def execute(self, input):
         # input @ weight^T without transposing the weight: Jittor runs this broadcast product as
-        # one matmul with a transposed operand, where an explicit transpose copied every weight
-        # on every call (15 ms of a 1024 px image's 320 ms at batch 1; docs/benchmark.md)
+        # one matmul with a transposed operand, where an explicit transpose copies the weight
+        # on every call (docs/benchmark.md)
         return nn.matmul_transpose(input, self.weight_orig * self._scale) + self.bias
 
 
-class EqualConv2d(nn.Module):
-    """Equalized-LR convolution; the layer sits at ``.conv`` as in the reference."""
-
-    def __init__(self, in_channel, out_channel, kernel_size, padding=0):
-        self.conv = ScaledWeightConv2d(in_channel, out_channel, kernel_size, padding)
-
-    def execute(self, input, bias=True):
-        return self.conv(input, bias)
-
-
-class EqualLinear(nn.Module):
-    """Equalized-LR linear layer; the layer sits at ``.linear`` as in the reference."""
-
-    def __init__(self, in_dim, out_dim):
-        self.linear = ScaledWeightLinear(in_dim, out_dim)
-
-    def execute(self, input):
-        return self.linear(input)
-
-
 # ----------------------------------------------------------------------------------------------
-# Small building blocks
+# Fused up/down-sampling (from 128 px), PixelNorm, blur
 # ----------------------------------------------------------------------------------------------
-
-class PixelNorm(nn.Module):
-    """x / sqrt(mean over channels of x^2 + 1e-8) (ProGAN section 4.2), on the latent z."""
-
-    def execute(self, input):
-        return input / jt.sqrt((input * input).mean(dim=1, keepdims=True) + PIXEL_NORM_EPS)
-
-
-BLUR_KERNEL_1D = (1, 2, 1)        # the blur is [1,2,1] x [1,2,1] / 16
-_blur_kernels = {}                # (channels, dtype) -> depthwise kernel Var, built once
-
-
-def blur_kernel(channels, dtype="float32"):
-    """The depthwise blur kernel (channels, 1, 3, 3), a constant shared by every call."""
-    key = (channels, str(dtype))
-    if key not in _blur_kernels:
-        kernel = np.outer(BLUR_KERNEL_1D, BLUR_KERNEL_1D).astype(np.float64)
-        kernel /= kernel.sum()
-        _blur_kernels[key] = jt.array(
-            np.tile(kernel, (channels, 1, 1, 1)).astype(str(dtype))).stop_grad()
-    return _blur_kernels[key]
-
-
-# The blur on the CPU as one pass over each plane: the vertical [1,2,1] into a row buffer, then the
-# horizontal one (zero padding), times 1/16. 5-15x faster than Jittor's depthwise convolution,
-# which reorders to oneDNN's blocked layout and back on every call (docs/benchmark.md).
-# With BIAS, in1 holds a per-channel bias added to every input pixel first (the convolution's
-# that precedes the blur in generation, where it would be one more pass; blur_cpu).
-BLUR_CPU_SOURCE = r"""
-    const int C = in0_shape1, planes = in0_shape0 * C, H = in0_shape2, W = in0_shape3;
-    #pragma omp parallel for
-    for (int p = 0; p < planes; p++) {
-        const in0_type* x = in0_p + (size_t)p * H * W;
-        out0_type* y = out0_p + (size_t)p * H * W;
-        const in0_type b = BIAS;
-        std::vector<in0_type> v(W + 2, 0);
-        for (int i = 0; i < H; i++) {
-            const in0_type* mid = x + (size_t)i * W;
-            for (int j = 0; j < W; j++) {
-                in0_type s = 2 * (mid[j] + b);
-                if (i > 0) s += mid[j - W] + b;
-                if (i + 1 < H) s += mid[j + W] + b;
-                v[j + 1] = s;
-            }
-            out0_type* row = y + (size_t)i * W;
-            for (int j = 0; j < W; j++)
-                row[j] = (v[j] + 2 * v[j + 1] + v[j + 2]) * (in0_type)0.0625;
-        }
-    }
-"""
-
-
-def blur_cpu(input, bias=None):
-    """``blur(input + bias)`` (bias per channel, or none) on the CPU as a Jittor code operator
-    (BLUR_CPU_SOURCE); not differentiable by itself (BlurFunction supplies the gradient)."""
-    inputs = [input] if bias is None else [input, bias.reshape((input.shape[1],))]
-    return jt.code(input.shape, input.dtype, inputs, cpu_header="#include <vector>",
-                   cpu_src=BLUR_CPU_SOURCE.replace("BIAS", "0" if bias is None else "in1_p[p % C]"))
-
-
-class BlurFunction(jt.Function):
-    """Depthwise 3x3 blur, zero padding 1, whose gradient is the same blur of the gradient.
-
-    The kernel is symmetric and the padding zero, so the blur is self-adjoint: its backward is
-    itself, and because ``grad`` applies this Function again, Jittor differentiates it to any
-    order (the R1 penalty's double backward; the PyTorch original hand-writes
-    ``BlurFunctionBackward`` for this). One depthwise convolution per pass (oneDNN or cuDNN)
-    instead of autograd through shifted slices: a training iteration is 4-7 % faster at width
-    512 and 10-30 % at width 32 on the CPU (``bench.py``, README "Benchmark").
-    """
-
-    def execute(self, input):
-        if not jt.flags.use_cuda:
-            return blur_cpu(input)
-        channels = input.shape[1]
-        return nn.conv2d(input, blur_kernel(channels, input.dtype), padding=1, groups=channels)
-
-    def grad(self, grad_output):
-        return BlurFunction.apply(grad_output)
-
-
-def blur(input):
-    """Depthwise 3x3 blur with kernel [1,2,1] x [1,2,1] / 16, zero padding 1 (any order of
-    derivative). The kernel is symmetric, so convolution and correlation agree."""
-    return BlurFunction.apply(input)
-
-
-class Blur(nn.Module):
-    """StyleGAN's low-pass filter after upsampling / before downsampling (paper section 2).
-
-    Holds no state: the reference's Jittor port saves none, and the PyTorch original's kernel
-    buffers (``weight``, ``weight_flip``) are constants that ``load_state_dict`` skips.
-    """
-
-    def __init__(self, channel=None):
-        self._channel = channel
-
-    def execute(self, input):
-        return blur(input)
-
 
 def box_filter_kernel(weight):
     """Pad a k x k kernel to (k+1) x (k+1) and average its four one-pixel shifts.
@@ -267,29 +163,90 @@ class AvgPool2x2(nn.Module):
         return avg_pool_2x2(input)
 
 
-class NoiseInjection(nn.Module):
-    """Adds per-pixel noise scaled by a learned per-channel factor (paper section 3.2).
+class PixelNorm(nn.Module):
+    """x / sqrt(mean over channels of x^2 + 1e-8) (ProGAN section 4.2), on the latent z."""
 
-    The factor is stored as ``weight_orig`` (init 0) and scaled by sqrt(2 / channels): the
-    reference wraps this module in EqualLR too.
+    def execute(self, input):
+        return input / jt.sqrt((input * input).mean(dim=1, keepdims=True) + PIXEL_NORM_EPS)
+
+
+class Blur(nn.Module):
+    """StyleGAN's low-pass filter after upsampling / before downsampling (paper section 2):
+    [1,2,1] x [1,2,1] / 16 (``ops.blur``).
+
+    Holds no state: the reference's Jittor port saves none, and the PyTorch original's kernel
+    buffers (``weight``, ``weight_flip``) are constants that ``load_state_dict`` skips.
     """
 
-    def __init__(self, channel):
-        self.weight_orig = jt.zeros((1, channel, 1, 1))
-        self._scale = he_scale(channel)
+    def execute(self, input):
+        return blur(input)
 
-    def scaled_weight(self):
-        return self.weight_orig * self._scale
 
-    def execute(self, image, noise):
-        return image + self.scaled_weight() * noise
+# ----------------------------------------------------------------------------------------------
+# Equalized conv and linear layers, the discriminator's conv block
+# ----------------------------------------------------------------------------------------------
 
+class EqualConv2d(nn.Module):
+    """Equalized-LR convolution; the layer sits at ``.conv`` as in the reference."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding=0):
+        self.conv = ScaledWeightConv2d(in_channel, out_channel, kernel_size, padding)
+
+    def execute(self, input, bias=True):
+        return self.conv(input, bias)
+
+
+class EqualLinear(nn.Module):
+    """Equalized-LR linear layer; the layer sits at ``.linear`` as in the reference."""
+
+    def __init__(self, in_dim, out_dim):
+        self.linear = ScaledWeightLinear(in_dim, out_dim)
+
+    def execute(self, input):
+        return self.linear(input)
+
+
+class ConvBlock(nn.Module):
+    """Discriminator block: conv + LeakyReLU, then (blur +) conv (+ downsample) + LeakyReLU."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, padding, kernel_size2=None,
+                 padding2=None, downsample=False, fused=False):
+        kernel2 = kernel_size if kernel_size2 is None else kernel_size2
+        pad2 = padding if padding2 is None else padding2
+
+        self.conv1 = nn.Sequential(
+            EqualConv2d(in_channel, out_channel, kernel_size, padding=padding),
+            nn.LeakyReLU(LEAKY_SLOPE))
+
+        if downsample and fused:
+            self.conv2 = nn.Sequential(
+                Blur(),
+                FusedDownsample(out_channel, out_channel, kernel2, padding=pad2),
+                nn.LeakyReLU(LEAKY_SLOPE))
+        elif downsample:
+            self.conv2 = nn.Sequential(
+                Blur(),
+                EqualConv2d(out_channel, out_channel, kernel2, padding=pad2),
+                AvgPool2x2(),
+                nn.LeakyReLU(LEAKY_SLOPE))
+        else:
+            self.conv2 = nn.Sequential(
+                EqualConv2d(out_channel, out_channel, kernel2, padding=pad2),
+                nn.LeakyReLU(LEAKY_SLOPE))
+
+    def execute(self, input):
+        return self.conv2(self.conv1(input))
+
+
+# ----------------------------------------------------------------------------------------------
+# Style and noise: AdaIN, noise injection, the constant input, the styled block
+# ----------------------------------------------------------------------------------------------
 
 def spatial_mean(input):
     """Mean over H, W. Jittor sums a reduction in one float32 pass, whose rounding grows with
-    its length: above SINGLE_PASS_PIXELS (128 px) it averages rows, then the row means
-    (relative error at 1024 px 1.3e-6 instead of 2.9e-5, which put a generated 1024 px image
-    2.8e-4 away from the PyTorch original's; docs/pretrained.md)."""
+    its length: above SINGLE_PASS_PIXELS (128 px) it averages rows, then the row means, which
+    keeps 1024 px images as close to the PyTorch original's as the smaller ones
+    (docs/pretrained.md has the errors)."""
     if input.shape[2] * input.shape[3] <= SINGLE_PASS_PIXELS:
         return input.mean(dims=(2, 3), keepdims=True)
     return input.mean(dims=(3,), keepdims=True).mean(dims=(2,), keepdims=True)
@@ -324,94 +281,22 @@ class AdaptiveInstanceNorm(nn.Module):
         return gamma.reshape(shape) * instance_norm(input) + beta.reshape(shape)
 
 
-# Noise, LeakyReLU and AdaIN of one synthesis layer in one operator, for generation on the CPU
-# (no gradients): per plane, one pass for the instance-norm statistics (accumulated in double)
-# and one that writes the result, where Jittor runs several passes over the whole activation
-# (at 1024 px, 16 channels: 64 MB each); docs/benchmark.md measures it.
-NOISE_LRELU_ADAIN_SOURCE = r"""
-    // in0: x (N, C, H, W); in1: noise (N, 1, H, W); in2: noise weight (C); in3, in4: gamma,
-    // beta (N, C); with BIAS in5, the bias (C) of the convolution before (added first)
-    const int N = in0_shape0, C = in0_shape1;
-    const size_t area = (size_t)in0_shape2 * in0_shape3;
-    const float slope = SLOPE, eps = EPS;
-    #pragma omp parallel for
-    for (int p = 0; p < N * C; p++) {
-        const int n = p / C, c = p % C;
-        const in0_type* x = in0_p + p * area;
-        const in1_type* z = in1_p + n * area;
-        const float w = in2_p[c], b = BIAS;
-        double sum = 0, squares = 0;
-        for (size_t i = 0; i < area; i++) {
-            float t = (x[i] + b) + w * z[i];
-            t = t > 0 ? t : slope * t;
-            sum += t;
-            squares += (double)t * t;
-        }
-        const double mean = sum / area;
-        const double var = std::max(squares / area - mean * mean, 0.0);
-        const float m = (float)mean, k = (float)(in3_p[p] / std::sqrt(var + eps)),
-                    beta = in4_p[p];
-        out0_type* y = out0_p + p * area;
-        for (size_t i = 0; i < area; i++) {
-            float t = (x[i] + b) + w * z[i];
-            t = t > 0 ? t : slope * t;
-            y[i] = (t - m) * k + beta;
-        }
-    }
-""".replace("SLOPE", repr(LEAKY_SLOPE)).replace("EPS", repr(INSTANCE_NORM_EPS))
+class NoiseInjection(nn.Module):
+    """Adds per-pixel noise scaled by a learned per-channel factor (paper section 3.2).
 
+    The factor is stored as ``weight_orig`` (init 0) and scaled by sqrt(2 / channels): the
+    reference wraps this module in EqualLR too.
+    """
 
-def generating_on_cpu(input, noise):
-    """True for float32 generation on the CPU (no gradients) with one noise map per image:
-    where the fused operators below serve."""
-    return (jt.flags.no_grad and not jt.flags.use_cuda and input.dtype == "float32"
-            and noise.dtype == "float32" and noise.shape[:2] == (input.shape[0], 1))
+    def __init__(self, channel):
+        self.weight_orig = jt.zeros((1, channel, 1, 1))
+        self._scale = he_scale(channel)
 
+    def scaled_weight(self):
+        return self.weight_orig * self._scale
 
-def fused_noise_lrelu_adain_serves(input, noise):
-    """True where ``noise_lrelu_adain`` runs as one operator: float32 on the CPU, no gradients,
-    one noise map per image."""
-    n, _, h, w = input.shape
-    return generating_on_cpu(input, noise) and tuple(noise.shape) == (n, 1, h, w)
-
-
-def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style, bias=None):
-    """``adain(lrelu(noise_injection(input + bias, noise)), style)`` (``bias`` per channel, or
-    none): the second half of a synthesis layer, in one operator where
-    ``fused_noise_lrelu_adain_serves``, else module by module."""
-    if not fused_noise_lrelu_adain_serves(input, noise):
-        if bias is not None:
-            input = input + bias.reshape((1, -1, 1, 1))
-        return adain(lrelu(noise_injection(input, noise)), style)
-    channels = input.shape[1]
-    weight = noise_injection.scaled_weight().reshape((channels,))
-    gamma, beta = adain.gamma_beta(style)
-    inputs = [input, noise, weight, gamma, beta]
-    if bias is not None:
-        inputs.append(bias.reshape((channels,)))
-    return jt.code(input.shape, input.dtype, inputs,
-                   cpu_header="#include <algorithm>\n#include <cmath>",
-                   cpu_src=NOISE_LRELU_ADAIN_SOURCE.replace(
-                       "BIAS", "0" if bias is None else "in5_p[c]"))
-
-
-def conv_deferring_bias(layer, input):
-    """``layer(input)`` as ``(y, bias)``, equal to ``y + bias`` (per channel) for the next
-    operator to add in its own pass (generation on the CPU): a synthesis layer's convolution
-    (``conv1`` or ``conv2``) without a pass for its bias. Where the layer ends in a blur, the
-    blur operator adds it (before blurring, as the modules do) and ``bias`` is None; None too
-    for the constant input."""
-    *before, conv = list(layer) if isinstance(layer, nn.Sequential) else [layer]
-    blurred = isinstance(conv, Blur)
-    if blurred:
-        *before, conv = before
-    if not isinstance(conv, (EqualConv2d, FusedUpsample)):
-        return layer(input), None
-    for module in before:
-        input = module(input)
-    out = conv(input, False)                     # (positional: forward hooks see no kwargs)
-    bias = conv.conv.bias if isinstance(conv, EqualConv2d) else conv.bias
-    return (blur_cpu(out, bias), None) if blurred else (out, bias)
+    def execute(self, image, noise):
+        return image + self.scaled_weight() * noise
 
 
 class ConstantInput(nn.Module):
@@ -423,10 +308,6 @@ class ConstantInput(nn.Module):
     def execute(self, input):
         return self.input.repeat(input.shape[0], 1, 1, 1)
 
-
-# ----------------------------------------------------------------------------------------------
-# Conv blocks
-# ----------------------------------------------------------------------------------------------
 
 class StyledConvBlock(nn.Module):
     """One synthesis resolution: (upsample +) conv, noise, LeakyReLU, AdaIN, twice.
@@ -442,12 +323,12 @@ class StyledConvBlock(nn.Module):
         elif upsample and fused:
             self.conv1 = nn.Sequential(
                 FusedUpsample(in_channel, out_channel, kernel_size, padding=padding),
-                Blur(out_channel))
+                Blur())
         elif upsample:
             self.conv1 = nn.Sequential(
                 Upsample(),
                 EqualConv2d(in_channel, out_channel, kernel_size, padding=padding),
-                Blur(out_channel))
+                Blur())
         else:
             self.conv1 = EqualConv2d(in_channel, out_channel, kernel_size, padding=padding)
 
@@ -461,49 +342,17 @@ class StyledConvBlock(nn.Module):
         self.lrelu2 = nn.LeakyReLU(LEAKY_SLOPE)
 
     def execute(self, input, style, noise):
-        if not generating_on_cpu(input, noise):
-            out = noise_lrelu_adain(self.conv1(input), noise, self.noise1, self.lrelu1,
-                                    self.adain1, style)
-            return noise_lrelu_adain(self.conv2(out), noise, self.noise2, self.lrelu2,
-                                     self.adain2, style)
-        # generation on the CPU: each convolution's bias is added by the operator after it
-        # (the blur, or noise + LeakyReLU + AdaIN) instead of in a pass of its own
-        out, bias = conv_deferring_bias(self.conv1, input)
-        out = noise_lrelu_adain(out, noise, self.noise1, self.lrelu1, self.adain1, style, bias)
-        out, bias = conv_deferring_bias(self.conv2, out)
-        return noise_lrelu_adain(out, noise, self.noise2, self.lrelu2, self.adain2, style, bias)
+        if cpu_generation.serves(input, noise):   # generation on the CPU: fused kernels
+            return cpu_generation.styled_conv_block(self, input, style, noise)
+        out = self.conv1(input)
+        out = self.noise1(out, noise)
+        out = self.lrelu1(out)
+        out = self.adain1(out, style)
 
-
-class ConvBlock(nn.Module):
-    """Discriminator block: conv + LeakyReLU, then (blur +) conv (+ downsample) + LeakyReLU."""
-
-    def __init__(self, in_channel, out_channel, kernel_size, padding, kernel_size2=None,
-                 padding2=None, downsample=False, fused=False):
-        kernel2 = kernel_size if kernel_size2 is None else kernel_size2
-        pad2 = padding if padding2 is None else padding2
-
-        self.conv1 = nn.Sequential(
-            EqualConv2d(in_channel, out_channel, kernel_size, padding=padding),
-            nn.LeakyReLU(LEAKY_SLOPE))
-
-        if downsample and fused:
-            self.conv2 = nn.Sequential(
-                Blur(out_channel),
-                FusedDownsample(out_channel, out_channel, kernel2, padding=pad2),
-                nn.LeakyReLU(LEAKY_SLOPE))
-        elif downsample:
-            self.conv2 = nn.Sequential(
-                Blur(out_channel),
-                EqualConv2d(out_channel, out_channel, kernel2, padding=pad2),
-                AvgPool2x2(),
-                nn.LeakyReLU(LEAKY_SLOPE))
-        else:
-            self.conv2 = nn.Sequential(
-                EqualConv2d(out_channel, out_channel, kernel2, padding=pad2),
-                nn.LeakyReLU(LEAKY_SLOPE))
-
-    def execute(self, input):
-        return self.conv2(self.conv1(input))
+        out = self.conv2(out)
+        out = self.noise2(out, noise)
+        out = self.lrelu2(out)
+        return self.adain2(out, style)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -664,7 +513,7 @@ class StyledGenerator(ReferenceStateDictMixin, nn.Module):
         batch = latents[0].shape[0]
 
         if noise is None:
-            noise = [jt.randn(batch, 1, size_for_step(i), size_for_step(i)) for i in range(step + 1)]
+            noise = [jt.randn(*shape) for shape in noise_shapes(step, batch)]
         elif len(noise) != step + 1:
             raise ValueError(f"noise must be a list of step + 1 = {step + 1} maps (4 to "
                              f"{size_for_step(step)} px), got {len(noise)}")
@@ -675,7 +524,7 @@ class StyledGenerator(ReferenceStateDictMixin, nn.Module):
                                      f"got shape {tuple(n.shape)}")
 
         if mean_style is not None:
-            styles = [mean_style + style_weight * (style - mean_style) for style in styles]
+            styles = [truncate(style, mean_style, style_weight) for style in styles]
 
         return self.generator(styles, noise, step, alpha, mixing_range=mixing_range)
 
@@ -742,13 +591,14 @@ class Discriminator(ReferenceStateDictMixin, nn.Module):
     """
 
     def __init__(self, fused=True, from_rgb_activate=False, width=REFERENCE_WIDTH):
-        c = [scaled_channels(ch, width) for ch in reversed(GENERATOR_CHANNELS)]  # 16 .. 512
+        channels = [scaled_channels(c, width) for c in reversed(GENERATOR_CHANNELS)]  # 16 .. 512
         blocks = []
         for index in range(MAX_STEP):  # index 0 takes 1024 px, index 7 takes 8 px
             resolution_step = MAX_STEP - index
-            blocks.append(ConvBlock(c[index], c[index + 1], 3, 1, downsample=True,
+            blocks.append(ConvBlock(channels[index], channels[index + 1], 3, 1, downsample=True,
                                     fused=fused and resolution_step >= FIRST_FUSED_STEP))
-        blocks.append(ConvBlock(c[-1] + 1, c[-1], 3, 1, 4, 0))  # 4 px, with the stddev channel
+        # 4 px, with the minibatch-stddev channel
+        blocks.append(ConvBlock(channels[-1] + 1, channels[-1], 3, 1, 4, 0))
         self.progression = nn.ModuleList(blocks)
 
         def make_from_rgb(out_channel):
@@ -756,9 +606,9 @@ class Discriminator(ReferenceStateDictMixin, nn.Module):
                 return nn.Sequential(EqualConv2d(3, out_channel, 1), nn.LeakyReLU(LEAKY_SLOPE))
             return EqualConv2d(3, out_channel, 1)
 
-        self.from_rgb = nn.ModuleList([make_from_rgb(ch) for ch in c])
+        self.from_rgb = nn.ModuleList([make_from_rgb(ch) for ch in channels])
         self.n_layer = len(blocks)
-        self.linear = EqualLinear(c[-1], 1)
+        self.linear = EqualLinear(channels[-1], 1)
 
     def execute(self, input, step=0, alpha=-1):
         """Score images of side 4 * 2**step; ``0 <= alpha < 1`` fades in the newest block."""

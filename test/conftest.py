@@ -1,21 +1,17 @@
-"""Shared pytest set-up: make the flat scripts importable and prepare Jittor before any test."""
+"""Shared pytest set-up: prepare Jittor before any test (pytest.ini puts the repository root on
+the path)."""
 import os
+import signal
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import jittor_env  # noqa: E402,F401  (sets Jittor's environment before jittor is imported)
-
-import signal  # noqa: E402
+import jittor_env  # noqa: F401  (sets Jittor's environment before jittor is imported)
 
 
 def _child_changed(signum, frame):
     """In the test process only: a child that dies of a signal (a crashed script, a killed pool
     worker) fails the test that owns it, visibly, instead of Jittor's SIGCHLD handler ending
-    pytest at once with exit 1 and, under log_silent, no word (seen twice on 2026-11-29 in
-    test_cli.py, not reproduced). Reports such a child on stderr without reaping it."""
+    pytest at once with exit 1 and, under log_silent, no word. Reports such a child on stderr
+    without reaping it."""
     try:
         info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except (ChildProcessError, OSError):

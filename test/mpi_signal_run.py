@@ -3,7 +3,7 @@ iteration so that the test can signal the processes mid-run.
 
     mpirun -np 2 python3 test/mpi_signal_run.py SECONDS [train.py arguments]
 
-Exits with train.py's exit status (``train.cli``).
+Exits with train.py's exit status (``train.command_line``).
 """
 import os
 import sys
@@ -13,18 +13,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
 
 
 def main(seconds, *argv):
-    original = train.Trainer.train_iteration
+    original = Trainer.train_iteration
 
     def paused(trainer):
         result = original(trainer)
         time.sleep(float(seconds))
         return result
 
-    train.Trainer.train_iteration = paused
-    return train.cli(list(argv))
+    Trainer.train_iteration = paused
+    return train.command_line(list(argv))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ import jittor as jt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import train  # noqa: E402
+from training.data_stream import ImageStream  # noqa: E402
+from training.run_folder import CHECKPOINT_DIR, TRAIN_STATE_FILE  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
 
 NETWORKS = ("generator", "discriminator", "g_running")
 STREAM_SIZE, STREAM_BATCH, STREAM_BATCHES, STREAM_SEED = 8, 6, 4, 0
@@ -36,7 +39,7 @@ class Recorder:
 
     def __init__(self):
         self.reset()
-        original = train.Trainer.train_iteration
+        original = Trainer.train_iteration
 
         def recording(trainer):
             if self.initial is None:
@@ -45,7 +48,7 @@ class Recorder:
             self.losses.append((result.g_loss, result.d_loss, result.grad_penalty))
             return result
 
-        train.Trainer.train_iteration = recording
+        Trainer.train_iteration = recording
 
     def reset(self):
         self.initial, self.losses = None, []
@@ -59,7 +62,7 @@ def barrier():
 def run(data, out, flags, iterations, ckpt=None):
     args = [data, *flags, "--iter", str(iterations), "--out", out]
     return train.main(train.build_parser().parse_args(
-        args + (["--ckpt", ckpt] if ckpt else [])))
+        args + (["--ckpt", ckpt] if ckpt else []))).trainer
 
 
 def dump(path, recorder, trainer):
@@ -68,7 +71,7 @@ def dump(path, recorder, trainer):
 
 
 def dump_stream(path, data):
-    stream = train.ImageStream(data, STREAM_SIZE, STREAM_BATCH, STREAM_SEED)
+    stream = ImageStream(data, STREAM_SIZE, STREAM_BATCH, STREAM_SEED)
     batches = [stream.next() for _ in range(STREAM_BATCHES)]
     stream.close()
     np.savez(path, images=[images for _, images in batches],
@@ -90,7 +93,7 @@ def main(dump_dir, data, iterations, resume_at, *flags):
     barrier()
     recorder.reset()
     trainer = run(data, resumed, flags, iterations,
-                  ckpt=os.path.join(resumed, train.CHECKPOINT_DIR, train.TRAIN_STATE_FILE))
+                  ckpt=os.path.join(resumed, CHECKPOINT_DIR, TRAIN_STATE_FILE))
     recorder.initial, recorder.losses = initial, first_losses + recorder.losses
     dump(os.path.join(dump_dir, f"resumed_rank{jt.rank}.npz"), recorder, trainer)
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from atomic import WriteError, atomic_write, make_folder
+from files.atomic import WriteError, atomic_write, make_folder
 
 
 def test_a_write_replaces_the_file_and_leaves_no_temporary(tmp_path):

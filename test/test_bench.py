@@ -18,8 +18,8 @@ import pytest
 import jittor_env  # noqa: F401
 import jittor as jt
 
-import architecture
-import bench
+from ops import architecture
+from tools import bench
 import model
 from model import Discriminator, StyledGenerator, size_for_step
 
@@ -227,24 +227,24 @@ def test_a_bad_reference_fails_before_the_benchmark(tmp_path, capsys, no_benchma
     missing = tmp_path / "missing.json"
     code, err, _ = exit_of(["--width", 8, "--compare", missing], capsys)
     assert (code, err) == (2, [f"bench.py: error: --compare {missing}: no such file (write one "
-                               f"first with: python bench.py --json {missing}, on the code to "
+                               f"first with: python -m tools.bench --json {missing}, on the code to "
                                f"compare against)"])
     code, err, _ = exit_of(["--width", 8, "--compare", ""], capsys)
     assert code == 2 and err[0].startswith("bench.py: error: --compare : no such file")
     code, err, _ = exit_of(["--width", 8, "--compare", tmp_path], capsys)
     assert code == 2 and err == [f"bench.py: error: --compare {tmp_path}: a folder, not a file "
-                                 f"(give the file that python bench.py --json wrote)"]
+                                 f"(give the file that python -m tools.bench --json wrote)"]
 
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text('{"format": "bench.py results", "rows": [')
     code, err, _ = exit_of(["--width", 8, "--compare", corrupt], capsys)
     assert code == 1 and err == [f"bench.py: error: --compare {corrupt}: not JSON (Expecting "
                                  f"value at line 1, column 41); write it again with: python "
-                                 f"bench.py --json {corrupt}"]
+                                 f"-m tools.bench --json {corrupt}"]
     corrupt.write_bytes(b"\xff\xfe")
     code, err, _ = exit_of(["--width", 8, "--compare", corrupt], capsys)
     assert code == 1 and err[0].endswith("not JSON (not UTF-8 text); write it again with: "
-                                         f"python bench.py --json {corrupt}")
+                                         f"python -m tools.bench --json {corrupt}")
 
     other = tmp_path / "other.json"
     for content, problem in (
@@ -300,12 +300,13 @@ def test_json_and_compare_after_a_run(tmp_path, capsys, no_benchmark):
     assert "# note: the runs differ in cpu Test CPU -> Other CPU; iters 1 -> 3" in out
 
 
+@pytest.mark.slow
 def test_a_missing_reference_exits_2_from_the_command_line(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     missing = tmp_path / "missing.json"
     tiny = ["--width", "8", "--quick", "--iters", "1"]   # should the check ever come too late
-    done = subprocess.run([sys.executable, os.path.join(root, "bench.py"), *tiny, "--compare",
-                           str(missing)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "tools.bench", *tiny, "--compare",
+                           str(missing)], capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1].startswith(f"bench.py: error: --compare "
                                                            f"{missing}: no such file")

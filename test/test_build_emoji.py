@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont, features
 
 import build_emoji
-from build_emoji import DEFAULT_FONT, EmojiError, build, emoji_sequences
+from build_emoji import DEFAULT_FONT, build, emoji_sequences
+from cli import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRINNING = (0x1F600,)
@@ -85,8 +86,9 @@ def test_limit_writes_the_first_distinct_emoji_of_the_font(tmp_path):
     assert all(n.startswith("emoji_") and n.endswith(".png") for n in names)
 
 
+@pytest.mark.slow
 def test_missing_font_fails_with_the_install_command(tmp_path):
-    with pytest.raises(EmojiError, match="apt-get install fonts-noto-color-emoji"):
+    with pytest.raises(UsageError, match="apt-get install fonts-noto-color-emoji"):
         build(str(tmp_path), font_path=str(tmp_path / "NoFont.ttf"), progress=False)
     run = subprocess.run([sys.executable, os.path.join(ROOT, "build_emoji.py"), str(tmp_path),
                           "--font", str(tmp_path / "NoFont.ttf")],

@@ -7,9 +7,9 @@ import pytest
 
 import jittor as jt
 
-from checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save, generator_config,
-                        generator_state_dict, is_training_checkpoint, load_checkpoint,
-                        load_generator)
+from files.checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save, generator_config,
+                              generator_state_dict, is_training_checkpoint, load_checkpoint,
+                              load_generator)
 from model import Discriminator, StyledGenerator
 
 CODE_DIM, N_MLP, WIDTH = 16, 2, 16

@@ -14,16 +14,16 @@ import pytest
 from PIL import Image
 
 import cli
-from atomic import WriteError
+from files.atomic import WriteError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT_TIMEOUT = 300
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
-def exit_of(action, capsys, usage=(), failures=()):
+def exit_of(action, capsys, failures=()):
     with pytest.raises(SystemExit) as caught:
-        cli.run(argparse.ArgumentParser(prog="x.py"), action, usage=usage, failures=failures)
+        cli.run(argparse.ArgumentParser(prog="x.py"), action, failures=failures)
     return caught.value.code, capsys.readouterr().err
 
 
@@ -35,12 +35,16 @@ def raising(error):
 
 def test_run_maps_errors_and_signals_to_the_exit_codes(capsys):
     assert exit_of(lambda: None, capsys) == (0, "")
-    assert exit_of(raising(ValueError("--n must be at least 1")), capsys, usage=(ValueError,)) \
+    assert exit_of(raising(cli.UsageError("--n must be at least 1")), capsys) \
         == (2, "x.py: error: --n must be at least 1\n")
     assert exit_of(raising(KeyError("k")), capsys, failures=(KeyError,)) == (1, "x.py: error: 'k'\n")
     full = WriteError("cannot write a.png: No space left on device", errno.ENOSPC)
     assert exit_of(raising(full), capsys) == (1, f"x.py: error: {full}\n")
     assert exit_of(raising(KeyboardInterrupt()), capsys) == (130, "x.py: interrupted (Ctrl-C)\n")
+    assert exit_of(raising(cli.Stopped("stopped at iteration 3 (SIGINT)")), capsys) \
+        == (130, "x.py: stopped at iteration 3 (SIGINT)\n")
+    assert exit_of(raising(cli.Stopped("stopped at iteration 3 (SIGTERM)", terminated=True)),
+                   capsys) == (143, "x.py: stopped at iteration 3 (SIGTERM)\n")
 
     def terminated():
         os.kill(os.getpid(), signal.SIGTERM)
@@ -52,6 +56,14 @@ def test_run_maps_errors_and_signals_to_the_exit_codes(capsys):
     assert time.monotonic() - started < 5 and signal.getsignal(signal.SIGTERM) == before
 
 
+def test_run_is_silent_where_it_must_not_speak_and_leaves_as_told(capsys):
+    """Under MPI only rank 0 speaks; train.py leaves through its own exit."""
+    left = []
+    cli.run(argparse.ArgumentParser(prog="x.py"), raising(cli.UsageError("bad")), speaks=False,
+            leave=left.append)
+    assert left == [2] and capsys.readouterr().err == ""
+
+
 def test_write_error_survives_a_process_pool():
     import pickle
     error = pickle.loads(pickle.dumps(WriteError("cannot write x: full", errno.ENOSPC)))
@@ -59,15 +71,20 @@ def test_write_error_survives_a_process_pool():
 
 
 def script(name, *argv, cwd=ROOT):
-    done = subprocess.run([sys.executable, os.path.join(ROOT, name), *map(str, argv)],
-                          capture_output=True, text=True, cwd=cwd, timeout=SCRIPT_TIMEOUT)
+    """Run a top-level script by its path, or a tool (``tools/x.py``) as ``python -m tools.x``."""
+    if name.startswith("tools/"):
+        command = ["-m", name[:-len(".py")].replace("/", ".")]
+    else:
+        command = [os.path.join(ROOT, name)]
+    done = subprocess.run([sys.executable, *command, *map(str, argv)], capture_output=True,
+                          text=True, cwd=cwd, timeout=SCRIPT_TIMEOUT)
     return done.returncode, done.stderr.strip().splitlines()
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     import jittor as jt
-    from checkpoint import atomic_save
+    from files.checkpoint import atomic_save
     from model import StyledGenerator
     jt.set_global_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.model"
@@ -75,6 +92,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_bad_flag_values_exit_2_with_one_line_in_every_script(tmp_path, tiny_checkpoint):
     cases = [
         (("generate.py", tiny_checkpoint, "--seed", "-1"),
@@ -83,7 +101,7 @@ def test_bad_flag_values_exit_2_with_one_line_in_every_script(tmp_path, tiny_che
          f"generate.py: error: --seed must be an integer from 0 to 2**32 - 1, got {2 ** 32}"),
         (("evaluate.py", tmp_path, "--real-vs-real", "--seed", 2 ** 32),
          f"evaluate.py: error: --seed must be an integer from 0 to 2**32 - 1, got {2 ** 32}"),
-        (("bench_data.py", tmp_path, "--steps", "0"),
+        (("tools/bench_data.py", tmp_path, "--steps", "0"),
          "bench_data.py: error: --steps must be at least 1, got 0"),
         (("build_emoji.py", tmp_path / "emoji", "--limit", "0"),
          "build_emoji.py: error: --limit must be at least 1 (leave it out for all), got 0"),
@@ -98,13 +116,14 @@ def test_bad_flag_values_exit_2_with_one_line_in_every_script(tmp_path, tiny_che
     assert not (tmp_path / "emoji").exists()
 
 
+@pytest.mark.slow
 def test_run_time_failures_exit_1_with_one_line_in_every_script(tmp_path, tiny_checkpoint):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     code, err = script("generate.py", tiny_checkpoint, "--out", blocker, "--n_mixing", "0",
                        "--size", "8", "--n_mean_latents", "8")
     assert code == 1 and err[-1].startswith(f"generate.py: error: cannot write {blocker}")
-    code, err = script("bench_data.py", tmp_path / "missing", "--sizes", "8")
+    code, err = script("tools/bench_data.py", tmp_path / "missing", "--sizes", "8")
     assert code == 1 and err[-1].startswith("bench_data.py: error: missing or empty resolution "
                                             f"folders: {tmp_path / 'missing' / '8'}")
     code, err = script("build_emoji.py", blocker, "--limit", "1")
@@ -157,16 +176,38 @@ def test_decompression_bombs_are_one_line_naming_the_file(tmp_path, monkeypatch)
 
 
 def test_fonts_that_cannot_make_colour_emoji_are_refused(tmp_path):
-    from build_emoji import EmojiError, load_font
+    from build_emoji import load_font
     collection = tmp_path / "fonts.ttc"
     collection.write_bytes(b"ttcf" + bytes(60))
-    with pytest.raises(EmojiError, match=f"{collection} is a font collection \\(.ttc\\)"):
+    with pytest.raises(cli.UsageError, match=f"{collection} is a font collection \\(.ttc\\)"):
         load_font(str(collection))
     if not os.path.isfile(DEJAVU):
         pytest.skip(f"{DEJAVU} not installed (fonts-dejavu-core)")
-    with pytest.raises(EmojiError, match=f"{DEJAVU} has no colour glyphs"):
+    with pytest.raises(cli.UsageError, match=f"{DEJAVU} has no colour glyphs"):
         load_font(DEJAVU)
     garbage = tmp_path / "garbage.ttf"
     garbage.write_bytes(b"\x00\x01")
-    with pytest.raises(EmojiError, match=f"cannot read {garbage} as an OpenType font"):
+    with pytest.raises(cli.UsageError, match=f"cannot read {garbage} as an OpenType font"):
         load_font(str(garbage))
+
+
+def _forked_child_of_run():
+    """In a process forked while cli.run's handler is installed: SIGTERM must end it."""
+    ready, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(ready_w, b"x")   # running Python code: a signal now is not lost in the fork
+        time.sleep(30)
+        os._exit(0)
+    os.read(ready, 1)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+def test_a_process_forked_under_run_dies_of_sigterm_instead_of_raising(capsys):
+    """Worker pools forked by a script (Jittor's compiler pool, multiprocessing) end their
+    workers with SIGTERM; a worker that raised Terminated instead was waited for forever."""
+    ended = []
+    assert exit_of(lambda: ended.append(_forked_child_of_run()), capsys) == (0, "")
+    assert ended == [True]

@@ -5,7 +5,7 @@ from PIL import Image
 
 import jittor as jt
 
-from grid import make_grid, normalize, save_gif, save_image_grid, to_uint8_image
+from files.grid import make_grid, normalize, save_gif, save_image_grid, to_uint8_image
 
 
 def constant_tiles(n, size, values=None):

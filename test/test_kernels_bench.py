@@ -1,4 +1,4 @@
-"""ops/onednn_kernels_bench.cpp, the framework-free kernel timer docs/benchmark.md quotes: it
+"""tools/onednn_kernels_bench.cpp, the framework-free kernel timer docs/benchmark.md quotes: it
 builds, and the output size and FLOP count it prints follow the convolution arithmetic for
 stride 1 and for the stride-2 4x4 convolutions whose input gradients are FusedUpsample."""
 import os
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import jittor_env  # noqa: F401
-import onednn_conv
+from ops import onednn_conv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = re.compile(r"conv (\d+) -> (\d+), (\d+)x\d+ map -> (\d+)x(\d+), (\d+)x\d+ kernel, "
@@ -22,7 +22,7 @@ def kernels_bench(tmp_path_factory):
         pytest.skip("needs g++ and oneDNN")
     include, lib = onednn_conv.onednn_folders()
     binary = str(tmp_path_factory.mktemp("bench") / "onednn_kernels_bench")
-    subprocess.run(["g++", "-O2", "-fopenmp", os.path.join(ROOT, "ops", "onednn_kernels_bench.cpp"),
+    subprocess.run(["g++", "-O2", "-fopenmp", os.path.join(ROOT, "tools", "onednn_kernels_bench.cpp"),
                     "-I", include, "-L", lib, f"-Wl,-rpath,{lib}", "-o", binary, "-ldnnl"],
                    check=True, capture_output=True)
     return binary

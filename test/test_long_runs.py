@@ -3,8 +3,9 @@ injected mid-run (SIGKILL inside a save, a full disk, an image that cannot be re
 
 The set-up is test_train.py's (8 and 16 px, 16 flat images per size, width 8, batch 4, phase 8:
 iterations 1-5 at 8 px, 6-8 at 16 px), so Jittor's compiled operators are shared. Runs that must
-be signalled or killed run as child processes with a time limit; the others call ``train.cli``
-or ``train.main`` in-process. "The same losses" is checked against one uninterrupted run.
+be signalled or killed run as child processes with a time limit; the others call
+``train.command_line`` or ``train.main`` in-process. "The same losses" is checked against one
+uninterrupted run.
 """
 import csv
 import errno
@@ -19,10 +20,18 @@ import pytest
 
 import jittor as jt
 import train
-from checkpoint import load_checkpoint
+from files.checkpoint import load_checkpoint
 from dataset import UnreadableImage
 from helpers import children, flat_image_root
-from train import TrainError, build_parser, cli, main
+import train
+from cli import UsageError
+from train import build_parser, main
+from training.data_stream import ImageStream
+from training.loop import RollingCheckpoint
+from training.run_folder import newest_training_checkpoint
+
+# Every test here trains, or runs train.py in a child process.
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_IMAGES = 16
@@ -77,13 +86,14 @@ import sys, time
 sys.path.insert(0, {root!r})
 import jittor as jt
 import train
+from training.trainer import Trainer
 if {slow!r}:
-    original = train.Trainer.train_iteration
+    original = Trainer.train_iteration
     def slow(self):
         result = original(self)
         time.sleep({slow!r})
         return result
-    train.Trainer.train_iteration = slow
+    Trainer.train_iteration = slow
 if {hang_in_save!r}:
     real_save, calls = jt.save, []
     def save(obj, path):  # the second train_state save: half a file, then hang (to be killed)
@@ -95,13 +105,13 @@ if {hang_in_save!r}:
                 time.sleep(600)
         real_save(obj, path)
     jt.save = save
-sys.exit(train.cli({argv!r}))
+train.command_line({argv!r})
 """
 
 
 def start_child(argv, slow=0, hang_in_save=False, through_shell=False):
-    """train.cli(argv) in a child process. ``through_shell``: as the child of a shell, so that
-    SIGKILL can end it without this process seeing a child killed by a signal (Jittor's SIGCHLD
+    """train.command_line(argv) in a child process. ``through_shell``: as the child of a shell, so
+    that SIGKILL can end it without this process seeing a child killed by a signal (Jittor's SIGCHLD
     handler would end pytest: it tolerates children that exit or die of SIGTERM only)."""
     code = CHILD.format(root=ROOT, slow=slow, hang_in_save=hang_in_save, argv=list(argv))
     command = [sys.executable, "-c", code]
@@ -109,6 +119,11 @@ def start_child(argv, slow=0, hang_in_save=False, through_shell=False):
         command = ["sh", "-c", '"$@"; exit $?', "sh", *command]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
+
+
+def cli(argv):
+    """train.py's command line in this process; returns its exit status."""
+    return train.command_line(argv, leave=lambda status: status)
 
 
 def wait_for(condition, child, what):
@@ -167,13 +182,13 @@ def test_sigterm_saves_after_the_iteration_exits_143_and_resume_gives_the_same_l
 
 def test_save_minutes_writes_the_rolling_checkpoint_on_time(data_root, tmp_path, monkeypatch):
     saved = []
-    original = train.Trainer.save_train_state
+    original = RollingCheckpoint.save
 
     def recording(self):
-        saved.append(self.iteration)
+        saved.append(self.trainer.iteration)
         return original(self)
 
-    monkeypatch.setattr(train.Trainer, "save_train_state", recording)
+    monkeypatch.setattr(RollingCheckpoint, "save", recording)
     main(build_parser().parse_args(args(data_root, tmp_path / "default", "--iter", "3")))
     assert saved == [3]                 # 30 minutes: only the final save
     saved.clear()
@@ -319,7 +334,7 @@ def test_an_unreadable_image_with_worker_processes_does_not_hang_and_says_which(
 def test_unreadable_image_is_named_by_the_stream_with_and_without_workers(data_root, tmp_path):
     data = corrupt_copy(data_root, tmp_path)
     for workers in (0, 2):
-        stream = train.ImageStream(str(data), 16, 4, seed=1, workers=workers)
+        stream = ImageStream(str(data), 16, 4, seed=1, workers=workers)
         try:
             with pytest.raises(UnreadableImage) as caught:
                 stream.next()
@@ -349,20 +364,20 @@ def test_resume_twice_continues_and_another_run_in_the_folder_is_refused(
         f"command each time), or give a fresh --out")
     # --resume with another run's options: refused, nothing changed
     before = (out / "checkpoint" / "train_state.model").stat().st_mtime_ns
-    with pytest.raises(TrainError, match=r"is from another run \(phase 8 there, 4 here\)"):
+    with pytest.raises(UsageError, match=r"is from another run \(phase 8 there, 4 here\)"):
         main(build_parser().parse_args(args(data_root, out, "--iter", "9", "--resume") +
                                        ["--phase", "4"]))
     assert (out / "checkpoint" / "train_state.model").stat().st_mtime_ns == before
     # --ckpt of this run's own checkpoint continues it; another run's is refused
     other = tmp_path / "other"
     main(build_parser().parse_args(args(data_root, other, "--iter", "2", "--seed", "2")))
-    with pytest.raises(TrainError, match=f"--out {out} holds another run"):
+    with pytest.raises(UsageError, match=f"--out {out} holds another run"):
         main(build_parser().parse_args(args(data_root, out, "--iter", "9", "--ckpt",
                                             str(other / "checkpoint" / "train_state.model"))))
-    trainer = main(build_parser().parse_args(args(
+    end = main(build_parser().parse_args(args(
         data_root, out, "--iter", "9", "--ckpt", str(out / "checkpoint" / "train_state.model"))))
-    assert trainer.iteration == 9
-    with pytest.raises(TrainError, match="--resume and --ckpt exclude each other"):
+    assert end.trainer.iteration == 9
+    with pytest.raises(UsageError, match="--resume and --ckpt exclude each other"):
         main(build_parser().parse_args(args(data_root, out, "--resume", "--ckpt", "x")))
 
 
@@ -390,14 +405,14 @@ def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_
         os.utime(again / "checkpoint" / "train_step-2.model", ns=(later, later))
         newest = again / "checkpoint" / "newest.txt"
         newest.unlink() if content is None else newest.write_bytes(content)
-        assert train.newest_training_checkpoint(str(again))[0] == str(
+        assert newest_training_checkpoint(str(again))[0] == str(
             again / "checkpoint" / "train_step-2.model")
 
 
 def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root, tmp_path):
     """As SLURM's scancel or ``timeout`` send it: the signal also reaches the children Jittor
     and multiprocessing keep (compiler pool, loader workers), whose ends Jittor's SIGCHLD handler
-    would turn into exit 1 at shutdown (train.exit_now)."""
+    would turn into exit 1 at shutdown (train.leave_process)."""
     command = [sys.executable, os.path.join(ROOT, "train.py"),
                *args(data_root, tmp_path, "--iter", "100000", "--workers", "2")]
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -436,7 +451,7 @@ def test_ctrl_z_and_a_stopped_worker_do_not_end_the_run(data_root, tmp_path):
 LOCK_WAITER = """
 import ctypes, fcntl, os, struct, sys
 sys.path.insert(0, sys.argv[1])
-from stopping import StopRequest
+from training.stopping import StopRequest
 fd = os.open(sys.argv[2], os.O_RDWR)
 libc = ctypes.CDLL(None, use_errno=True)
 lock = ctypes.create_string_buffer(struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0), 64)

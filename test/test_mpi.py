@@ -27,10 +27,14 @@ from PIL import Image
 import jittor as jt
 import model
 import train
-from data_stream import ImageStream, rank_share
+from cli import UsageError
+from files.checkpoint import load_checkpoint
 from helpers import children
-from run_folder import LOG_FILE
-from train import TrainError, TrainConfig, build_parser, validate
+from train import build_parser
+from training.config import TrainConfig, validate
+from training.data_stream import ImageStream, rank_share
+from training.run_folder import LOG_FILE, TRAIN_STATE_FILE
+from training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "test", "mpi_train_run.py")
@@ -94,22 +98,12 @@ def read_log(out):
 
 # --- what needs no MPI ---------------------------------------------------------------------------
 
-def test_rank_share_cuts_a_batch_as_jittor_dataset_does():
-    assert [rank_share(8, 8, r, 2) for r in range(2)] == [slice(0, 4), slice(4, 8)]
-    assert [rank_share(12, 12, r, 3) for r in range(3)] == [slice(0, 4), slice(4, 8),
-                                                              slice(8, 12)]
-    # a short last batch: parts of ceil(images / N), the last moved back inside it
-    assert [rank_share(4, 6, r, 2) for r in range(2)] == [slice(0, 2), slice(2, 4)]
-    assert [rank_share(3, 8, r, 2) for r in range(2)] == [slice(0, 2), slice(1, 3)]
-    assert rank_share(5, 8) == slice(0, 5)  # one process: the whole batch
-
-
 def test_a_batch_that_the_processes_cannot_share_equally_is_refused(monkeypatch):
     monkeypatch.setattr(jt, "world_size", 3)
-    with pytest.raises(TrainError, match="global batch at 8 px \\(8, from --batch\\) is not a "
+    with pytest.raises(UsageError, match="global batch at 8 px \\(8, from --batch\\) is not a "
                                          "multiple of the 3 MPI processes.*--batch a multiple"):
         validate(TrainConfig(path="data", init_size=8, max_size=8, batch=8))
-    with pytest.raises(TrainError, match="at 8 px \\(256, from the batch table"):
+    with pytest.raises(UsageError, match="at 8 px \\(256, from the batch table"):
         validate(TrainConfig(path="data", init_size=8, max_size=128))
     validate(TrainConfig(path="data", init_size=8, max_size=128, batch=24))
 
@@ -121,6 +115,7 @@ def test_help_says_the_batch_is_global():
 
 # --- mpirun -np 2 ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @needs_mpirun
 def test_ranks_start_from_the_same_weights_and_stay_identical(mpi_run):
     for run in ("full", "resumed"):
@@ -136,6 +131,7 @@ def test_ranks_start_from_the_same_weights_and_stay_identical(mpi_run):
         assert moved  # the moving average was updated, identically on both ranks
 
 
+@pytest.mark.slow
 @needs_mpirun
 def test_each_rank_reads_its_share_of_every_global_batch(mpi_run, data_root):
     from mpi_train_run import STREAM_BATCH, STREAM_BATCHES, STREAM_SEED, STREAM_SIZE
@@ -151,6 +147,7 @@ def test_each_rank_reads_its_share_of_every_global_batch(mpi_run, data_root):
                 np.testing.assert_array_equal(mine[f"batch{i}"], batch[share])
 
 
+@pytest.mark.slow
 @needs_mpirun
 def test_losses_equal_one_process_on_the_same_global_batches(mpi_run, data_root, tmp_path,
                                                               monkeypatch):
@@ -164,7 +161,7 @@ def test_losses_equal_one_process_on_the_same_global_batches(mpi_run, data_root,
 
     monkeypatch.setattr(model.Discriminator, "execute", per_rank_share)
     losses, initial = [], {}
-    iteration = train.Trainer.train_iteration
+    iteration = Trainer.train_iteration
 
     def recording(trainer):
         if not initial:
@@ -174,7 +171,7 @@ def test_losses_equal_one_process_on_the_same_global_batches(mpi_run, data_root,
         losses.append((result.g_loss, result.d_loss, result.grad_penalty))
         return result
 
-    monkeypatch.setattr(train.Trainer, "train_iteration", recording)
+    monkeypatch.setattr(Trainer, "train_iteration", recording)
     train.main(build_parser().parse_args([data_root, *FLAGS, "--iter", str(ITERATIONS),
                                           "--out", str(tmp_path)]))
     mpi = load(mpi_run, "full", 0)
@@ -187,6 +184,7 @@ def test_losses_equal_one_process_on_the_same_global_batches(mpi_run, data_root,
     assert [row.split(",")[3] for row in two] == ["8", "16", "8"]
 
 
+@pytest.mark.slow
 @needs_mpirun
 def test_resume_under_mpi_continues_as_the_uninterrupted_run(mpi_run):
     full, resumed = load(mpi_run, "full", 0), load(mpi_run, "resumed", 0)
@@ -195,6 +193,7 @@ def test_resume_under_mpi_continues_as_the_uninterrupted_run(mpi_run):
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 @needs_mpirun
 def test_only_rank_0_writes_one_log_samples_and_checkpoints(mpi_run):
     out = mpi_run / "full"
@@ -218,6 +217,7 @@ def log_losses(out):
                          for r in csv.DictReader(f)])
 
 
+@pytest.mark.slow
 @needs_mpirun
 def test_sigterm_to_every_rank_saves_exits_143_and_resume_continues(mpi_run, data_root,
                                                                    tmp_path):
@@ -245,7 +245,7 @@ def test_sigterm_to_every_rank_saves_exits_143_and_resume_continues(mpi_run, dat
         if job.poll() is None:
             job.terminate()  # SIGKILL would end pytest (Jittor's SIGCHLD handler)
     assert job.returncode == 143, err[-3000:]
-    state = train.load_checkpoint(str(out / "checkpoint" / train.TRAIN_STATE_FILE))
+    state = load_checkpoint(str(out / "checkpoint" / TRAIN_STATE_FILE))
     done = int(state["iteration"])
     assert 1 <= done < ITERATIONS and len(read_log(out)) == done
     # the requeue: the same command continues, and gives the uninterrupted run's losses

@@ -7,7 +7,7 @@ import jittor_env  # noqa: F401
 import jittor as jt
 from jittor import nn
 
-import onednn_conv
+from ops import onednn_conv
 
 pytestmark = pytest.mark.skipif(not onednn_conv.available(),
                                 reason="the oneDNN operator is not available here")

@@ -7,8 +7,8 @@ import pytest
 import jittor_env  # noqa: F401
 import jittor as jt
 
-from checkpoint import CheckpointError
-from optimizers import ADAM_BETAS, Adam, load_optimizer_state, optimizer_state, train_only
+from files.checkpoint import CheckpointError
+from training.optimizers import ADAM_BETAS, Adam, load_optimizer_state, optimizer_state, train_only
 
 LR = 0.01
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plot import PALETTE, Line, Panel, Series, format_tick, nice_ticks, save_panels
+from files.plot import PALETTE, Line, Panel, Series, format_tick, nice_ticks, save_panels
 
 
 @pytest.mark.parametrize("low, high, expected", [

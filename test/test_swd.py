@@ -3,7 +3,7 @@ computations, and the metric's behaviour on synthetic data sets."""
 import numpy as np
 import pytest
 
-import swd
+from metrics import swd
 
 KERNEL = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
 # Fewer descriptors and directions than the metric's defaults, where only orderings are tested.

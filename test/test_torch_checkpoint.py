@@ -18,18 +18,19 @@ from PIL import Image
 
 import jittor as jt
 
-from checkpoint import (CheckpointError, UnsafeCheckpointError, atomic_save, file_format,
-                        load_checkpoint, load_generator, read_file, torch_generator_state_dict,
-                        write_torch_file)
+from files.checkpoint import (CheckpointError, UnsafeCheckpointError, atomic_save, file_format,
+                              load_checkpoint, load_generator, read_file,
+                              torch_generator_state_dict, write_torch_file)
 from model import Blur, StyledGenerator
-from optimizers import MAPPING_LR_MULT
-from train import TrainConfig, Trainer
+from tools.make_torch_fixtures import BETAS, LR, UNUSED, gradient, initial_value
+from training.config import TrainConfig
+from training.optimizers import MAPPING_LR_MULT
+from training.snapshots import load_snapshot
+from training.trainer import Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FIXTURES = os.path.join(HERE, "fixtures")
-sys.path.insert(0, FIXTURES)
-from make_torch_fixtures import (BETAS, LR, UNUSED, gradient, initial_value)  # noqa: E402
 
 KEYS = json.load(open(os.path.join(FIXTURES, "torch_keys.json")))
 FORMATS = ("zip", "legacy")
@@ -158,7 +159,7 @@ def moments_by_name(optimizer, network):
 def test_train_ckpt_puts_each_torch_adam_moment_on_its_parameter(tmp_path, form, capsys):
     ckpt = load_checkpoint(fixture("train", form))
     trainer = Trainer(small_config(out=str(tmp_path)))
-    trainer.load_reference_snapshot(ckpt, "ckpt")
+    load_snapshot(trainer, ckpt, "ckpt")
     assert "Adam moments of" in capsys.readouterr().err
     for optimizer, network, rows in ((trainer.g_optimizer, trainer.generator, KEYS["G"]),
                                      (trainer.d_optimizer, trainer.discriminator, KEYS["D"])):
@@ -186,7 +187,7 @@ def test_train_ckpt_takes_each_parameters_torch_step_count(tmp_path, capsys):
     first, last = min(state), max(state)
     state[first]["step"], state[last]["step"] = 5, 9
     trainer = Trainer(small_config(out=str(tmp_path)))
-    trainer.load_reference_snapshot(ckpt, "ckpt")
+    load_snapshot(trainer, ckpt, "ckpt")
     assert "its g_optimizer: Adam moments of" in capsys.readouterr().err
     counts = {}
     parameter_names = {id(p): n for n, p in trainer.generator.named_parameters()}
@@ -202,7 +203,7 @@ def test_train_ckpt_with_an_adam_state_that_does_not_map_says_so_and_starts_fres
     ckpt = load_checkpoint(fixture("train", "zip"))
     del ckpt["g_optimizer"]["param_groups"][0]["params"][-1]      # one parameter short
     trainer = Trainer(small_config(out=str(tmp_path)))
-    trainer.load_reference_snapshot(ckpt, "ckpt")
+    load_snapshot(trainer, ckpt, "ckpt")
     err = capsys.readouterr().err
     assert "ckpt: its g_optimizer cannot be mapped: group 0 holds" in err
     assert "continuing with fresh Adam moments" in err
@@ -300,6 +301,7 @@ def test_a_pickle_that_would_run_a_command_is_refused_in_every_format(tmp_path):
     assert os.path.exists(marker)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["generate.py", "{path}", "--size", "8"],
     ["evaluate.py", "{path}", "{data}", "--size", "16"],
@@ -352,6 +354,7 @@ def test_export_torch_writes_the_generator_of_any_checkpoint_for_the_original(tm
         np.testing.assert_array_equal(written["g_running"][key], value, err_msg=key)
 
 
+@pytest.mark.slow
 def test_export_torch_to_an_unwritable_path_fails_in_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("in the way")

@@ -15,16 +15,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import optimizers
-import train
-from checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save,
-                        is_training_checkpoint, load_checkpoint, load_generator)
+import training.trainer
+from cli import UsageError
 from dataset import DatasetError
+from files.checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save,
+                              is_training_checkpoint, load_checkpoint, load_generator)
 from helpers import flat_image_root
-from optimizers import EMA_DECAY, MAPPING_LR_MULT
-from schedule import Progress, ScheduleConfig, advance, schedule
-from stopping import TrainingDiverged
-from train import TrainConfig, Trainer, TrainError, build_parser, main
+from train import build_parser, main
+from training import optimizers
+from training.config import TrainConfig
+from training.losses import LOSSES
+from training.optimizers import EMA_DECAY, MAPPING_LR_MULT
+from training.stopping import TrainingDiverged
+from training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_IMAGES = 16
@@ -59,56 +62,9 @@ def read_log(out):
 def full_run(data_root, tmp_path_factory):
     """8 iterations 8 -> 16 px, a sample every 2 and checkpoints every 3 iterations."""
     out = tmp_path_factory.mktemp("full")
-    trainer = run(data_root, out, "--iter", str(ITERATIONS), "--sample_every", "2",
-                  "--save_every", "3")
-    return str(out), trainer
-
-
-# --- the schedule ---------------------------------------------------------------------------------
-
-def test_schedule_alpha_and_step_at_given_sample_counts():
-    fresh = ScheduleConfig(init_step=1, max_step=3, phase=8)
-    loaded = ScheduleConfig(init_step=1, max_step=3, phase=8, fade_in_initial=True)
-    # the initial size of a fresh run trains at alpha 1; a reference --ckpt run fades it in
-    assert schedule(Progress(1, 0), fresh) == (Progress(1, 0), 1.0, None)
-    assert schedule(Progress(1, 0), loaded) == (Progress(1, 0), 1 / 8, None)
-    assert schedule(Progress(1, 3), loaded) == (Progress(1, 3), 0.5, None)
-    assert schedule(Progress(1, 7), loaded) == (Progress(1, 7), 1.0, None)
-    # 2 x phase images are not yet enough; one more and the next step starts at alpha 0
-    assert schedule(Progress(1, 16), fresh) == (Progress(1, 16), 1.0, None)
-    assert schedule(Progress(1, 17), fresh) == (Progress(2, 0), 0.0, 2)
-    assert schedule(Progress(2, 0), fresh) == (Progress(2, 0), 1 / 8, None)
-    assert schedule(Progress(2, 4), fresh) == (Progress(2, 4), 5 / 8, None)
-    assert schedule(Progress(3, 12), fresh) == (Progress(3, 12), 1.0, None)
-    # past the last step: stay there at alpha 1, snapshot train_step-(max_step + 1)
-    assert schedule(Progress(3, 20), fresh) == (Progress(3, 0, True), 1.0, 4)
-    assert schedule(Progress(3, 0, True), fresh) == (Progress(3, 0, True), 1.0, None)
-    assert schedule(Progress(3, 17, True), fresh) == (Progress(3, 0, True), 1.0, 4)
-    # the reference's phase: alpha 0.5 after 74 999 images of a new size
-    reference = ScheduleConfig(init_step=1, max_step=5, phase=150_000)
-    assert schedule(Progress(2, 74_999), reference)[1] == 0.5
-    assert schedule(Progress(2, 300_000), reference)[0] == Progress(2, 300_000)
-    assert schedule(Progress(2, 300_001), reference)[0] == Progress(3, 0)
-    assert advance(Progress(2, 4), 256) == Progress(2, 260)
-
-
-def test_schedule_walked_iteration_by_iteration_with_the_batch_table():
-    config = TrainConfig(path="data", init_size=8, max_size=32, phase=300)
-    progress, seen = Progress(1), []
-    for _ in range(8):
-        progress, alpha, _ = schedule(progress, config.schedule_config)
-        size = 4 * 2 ** progress.step
-        seen.append((size, alpha))
-        progress = advance(progress, config.batch_for(size))
-    # 8 px: batch 256, so 256 and 512 images are not > 600; at 768 it grows to 16 px (batch 128)
-    assert seen == [(8, 1), (8, 1), (8, 1), (16, 0), (16, 129 / 300), (16, 257 / 300),
-                    (16, 1), (16, 1)]
-    assert [config.batch_for(s) for s in (4, 8, 16, 32, 64, 128, 256)] == [512, 256, 128, 64,
-                                                                          32, 16, 32]
-    sched = TrainConfig(path="data", sched=True, lr=0.002)
-    assert [sched.batch_for(s) for s in (64, 128, 256, 512)] == [32, 32, 32, 32]
-    assert [sched.lr_for(s) for s in (64, 128, 256, 512)] == [0.002, 0.0015, 0.002, 0.003]
-    assert TrainConfig(path="data", batch=7).batch_for(8) == 7
+    end = run(data_root, out, "--iter", str(ITERATIONS), "--sample_every", "2",
+              "--save_every", "3")
+    return str(out), end
 
 
 # --- one iteration: losses, parameters, EMA, learning rates ---------------------------------------
@@ -117,6 +73,7 @@ def parameters(module):
     return {name: p.numpy().copy() for name, p in module.named_parameters()}
 
 
+@pytest.mark.slow
 def test_one_iteration_moves_parameters_updates_the_ema_and_the_mapping_net_at_lr_x_001(
         data_root, tmp_path):
     config = TrainConfig(path=data_root, init_size=8, max_size=16, phase=8, batch=4, code_dim=8,
@@ -163,7 +120,7 @@ def test_layers_in_use_are_those_a_forward_pass_gives_gradients(step, alpha):
     of every parameter (an unused one gets a zero gradient)."""
     import jittor as jt
     from model import Discriminator, StyledGenerator, size_for_step
-    from optimizers import parameter_names
+    from training.optimizers import parameter_names
     generator = StyledGenerator(8, n_mlp=2, width=8)
     discriminator = Discriminator(width=8, from_rgb_activate=True)
     size = size_for_step(step)
@@ -178,6 +135,7 @@ def test_layers_in_use_are_those_a_forward_pass_gives_gradients(step, alpha):
         assert 0 < len(differentiated) < len(names)
 
 
+@pytest.mark.slow
 def test_training_only_the_layers_in_use_trains_as_adam_over_every_parameter(
         data_root, tmp_path, monkeypatch):
     """train_only and the EMA over the layers up to the current size change nothing but work:
@@ -190,7 +148,7 @@ def test_training_only_the_layers_in_use_trains_as_adam_over_every_parameter(
                          n_mlp=2, width=8, seed=5, out=str(tmp_path / "a"))
     fast = Trainer(config)
     fast_results = [fast.train_iteration() for _ in range(ITERATIONS)]
-    monkeypatch.setattr(train, "train_only", lambda network, modules: None)  # all trainable
+    monkeypatch.setattr(training.trainer, "train_only", lambda network, modules: None)  # all
     monkeypatch.setattr(Trainer, "_ema_names", lambda self, step: None)      # EMA over all
     full = Trainer(dataclasses.replace(config, out=str(tmp_path / "b")))
     full_results = [full.train_iteration() for _ in range(ITERATIONS)]
@@ -207,6 +165,7 @@ def test_training_only_the_layers_in_use_trains_as_adam_over_every_parameter(
     assert unused and all(p.is_stop_grad() for p in unused)
 
 
+@pytest.mark.slow
 def test_ema_decay_flag_sets_the_moving_average_rate(data_root, tmp_path):
     config = TrainConfig(path=data_root, init_size=8, max_size=8, phase=8, batch=4, code_dim=8,
                          n_mlp=2, width=8, seed=3, out=str(tmp_path), ema_decay=0.9)
@@ -225,8 +184,9 @@ def test_ema_decay_flag_sets_the_moving_average_rate(data_root, tmp_path):
 
 # --- a whole run: log, samples, checkpoints ------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_follows_the_schedule_and_logs_finite_losses(full_run):
-    out, trainer = full_run
+    out, end = full_run
     rows = read_log(out)
     assert [int(r["iteration"]) for r in rows] == list(range(1, ITERATIONS + 1))
     assert [int(r["size"]) for r in rows] == EXPECTED_SIZES
@@ -234,9 +194,10 @@ def test_run_follows_the_schedule_and_logs_finite_losses(full_run):
     assert [int(r["used_sample"]) for r in rows] == [4, 8, 12, 16, 20, 4, 8, 12]
     for key in ("g_loss", "d_loss", "grad_penalty", "images_per_sec"):
         assert np.isfinite([float(r[key]) for r in rows]).all()
-    assert not trainer.interrupted and trainer.iteration == ITERATIONS
+    assert end.interrupted is None and end.trainer.iteration == ITERATIONS
 
 
+@pytest.mark.slow
 def test_sample_grids_have_the_reference_layout(full_run):
     out, _ = full_run
     assert sorted(os.listdir(os.path.join(out, "sample"))) == [
@@ -248,6 +209,7 @@ def test_sample_grids_have_the_reference_layout(full_run):
         assert img.size == (182, 92)
 
 
+@pytest.mark.slow
 def test_checkpoints_are_written_and_read_back(full_run):
     out, _ = full_run
     folder = os.path.join(out, "checkpoint")
@@ -272,13 +234,14 @@ def test_checkpoints_are_written_and_read_back(full_run):
     assert before_growing["used_sample"] == 20
 
 
+@pytest.mark.slow
 def test_resume_gives_the_losses_of_the_uninterrupted_run(full_run, data_root, tmp_path):
     out, _ = full_run
     run(data_root, tmp_path, "--iter", "4", "--sample_every", "2", "--save_every", "100")
-    trainer = main(build_parser().parse_args(
+    end = main(build_parser().parse_args(
         [data_root, "--ckpt", str(tmp_path / "checkpoint" / "train_state.model"), "--iter",
          str(ITERATIONS), "--sample_every", "2", "--save_every", "100", "--out", str(tmp_path)]))
-    assert trainer.config.phase == 8 and trainer.config.width == 8  # the run's own options
+    assert end.trainer.config.phase == 8 and end.trainer.config.width == 8  # the run's own
     resumed, uninterrupted = read_log(tmp_path), read_log(out)
     assert [r["iteration"] for r in resumed] == [str(i) for i in range(1, ITERATIONS + 1)]
     for mine, theirs in zip(resumed, uninterrupted):
@@ -292,7 +255,7 @@ def test_resume_gives_the_losses_of_the_uninterrupted_run(full_run, data_root, t
         for key in a[name]:
             np.testing.assert_allclose(a[name][key], b[name][key], rtol=1e-5, atol=1e-6)
     # train_step-2.model, written before growing, resumes too: at iteration 6, at 16 px
-    trainer = main(build_parser().parse_args(
+    main(build_parser().parse_args(
         [data_root, "--ckpt", os.path.join(out, "checkpoint", "train_step-2.model"), "--iter",
          "6", "--out", str(tmp_path / "from_snapshot")]))
     row = read_log(tmp_path / "from_snapshot")[-1]
@@ -304,18 +267,20 @@ def test_resume_gives_the_losses_of_the_uninterrupted_run(full_run, data_root, t
         assert difference.max() <= 1  # the same fixed latents and noise after the resume
 
 
+@pytest.mark.slow
 def test_reference_snapshot_starts_at_init_size_with_a_fade_in(full_run, data_root, tmp_path):
     out, _ = full_run
     state = load_checkpoint(os.path.join(out, "checkpoint", "train_state.model"))
     snapshot = tmp_path / "train_step-3.model"
     atomic_save({k: state[k] for k in ("generator", "discriminator", "g_running")}, str(snapshot))
-    trainer = run(data_root, tmp_path / "out", "--ckpt", str(snapshot), "--init_size", "16",
-                  "--iter", "1")
+    end = run(data_root, tmp_path / "out", "--ckpt", str(snapshot), "--init_size", "16",
+              "--iter", "1")
     row, = read_log(tmp_path / "out")
     assert (row["size"], float(row["alpha"])) == ("16", 1 / 8)  # (0 + 1) / phase, not 1
-    assert trainer.config.fade_in_initial
+    assert end.trainer.config.fade_in_initial
 
 
+@pytest.mark.slow
 def test_wgan_gp_loss_trains_with_finite_losses(data_root, tmp_path):
     run(data_root, tmp_path, "--loss", "wgan-gp", "--iter", "2", "--no_mixing")
     rows = read_log(tmp_path)
@@ -327,9 +292,10 @@ def test_wgan_gp_loss_trains_with_finite_losses(data_root, tmp_path):
 
 # --- stopping: NaN and Ctrl-C ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(data_root, tmp_path,
                                                                      monkeypatch):
-    discriminator_loss, generator_loss = train.LOSSES["r1"]
+    discriminator_loss, generator_loss = LOSSES["r1"]
     calls = []
 
     def failing_generator_loss(scores):
@@ -337,7 +303,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(data_root, t
         loss = generator_loss(scores)
         return loss * float("nan") if len(calls) == 5 else loss
 
-    monkeypatch.setitem(train.LOSSES, "r1", (discriminator_loss, failing_generator_loss))
+    monkeypatch.setitem(LOSSES, "r1", (discriminator_loss, failing_generator_loss))
     with pytest.raises(TrainingDiverged) as error:
         run(data_root, tmp_path, "--iter", "8", "--save_every", "3")
     message = str(error.value)
@@ -347,6 +313,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(data_root, t
     assert len(read_log(tmp_path)) == 4  # the NaN iteration is not logged
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_resumable_checkpoint_after_the_iteration(data_root, tmp_path,
                                                                   monkeypatch):
     original = Trainer.train_iteration
@@ -359,8 +326,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint_after_the_iteration(data_root, tmp_
     monkeypatch.setattr(Trainer, "train_iteration", interrupted_iteration)
     # what the process had before (default_int_handler, or SIG_IGN under nohup / a background job)
     handler_before = signal.getsignal(signal.SIGINT)
-    trainer = run(data_root, tmp_path, "--iter", "8")
-    assert trainer.interrupted and trainer.iteration == 2
+    end = run(data_root, tmp_path, "--iter", "8")
+    assert end.interrupted == signal.SIGINT and end.trainer.iteration == 2
     state = load_checkpoint(str(tmp_path / "checkpoint" / "train_state.model"))
     assert state["iteration"] == 2 and state["used_sample"] == 8
     assert signal.getsignal(signal.SIGINT) is handler_before  # handler restored
@@ -378,7 +345,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_after_the_iteration(data_root, tmp_
     (["--ema_decay", "1"], r"--ema_decay must be a number in \[0, 1\), got 1.0"),
 ])
 def test_bad_sizes_and_values_are_refused(data_root, tmp_path, flags, words):
-    with pytest.raises(TrainError, match=words):
+    with pytest.raises(UsageError, match=words):
         run(data_root, tmp_path, *flags)
     assert not os.path.exists(tmp_path / "checkpoint")
 
@@ -396,6 +363,7 @@ def test_missing_resolution_folders_are_all_named_with_the_resize_command(tmp_pa
     assert f"python resize.py {os.path.join(str(tmp_path), '64')} --min_size 16" in message
 
 
+@pytest.mark.slow
 def test_checkpoints_that_cannot_resume_say_what_they_are(full_run, data_root, tmp_path):
     out, _ = full_run
     picture = tmp_path / "face.png"
@@ -408,11 +376,12 @@ def test_checkpoints_that_cannot_resume_say_what_they_are(full_run, data_root, t
     for path, words in cases:
         with pytest.raises(CheckpointError, match=words):
             run(data_root, tmp_path / "out", "--ckpt", str(path), "--iter", "1")
-    with pytest.raises(TrainError, match="--iter 8: the checkpoint has already done 8"):
+    with pytest.raises(UsageError, match="--iter 8: the checkpoint has already done 8"):
         run(data_root, tmp_path / "out", "--iter", "8",
             "--ckpt", os.path.join(out, "checkpoint", "train_state.model"))
 
 
+@pytest.mark.slow
 def test_command_line_prints_one_line_and_exits_2_on_bad_input(data_root):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), data_root,
                            "--init_size", "32", "--max_size", "16"],

@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from atomic import atomic_write
+from files.atomic import atomic_write
 
 DEFAULT_PADDING = 2              # torchvision's default
 DEFAULT_PAD_VALUE = 0.0

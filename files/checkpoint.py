@@ -59,12 +59,12 @@ import numpy as np
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
-from atomic import atomic_write
-from model import MAX_STEP, StyledGenerator, blur_kernel, size_for_step, step_for_size
+from files.atomic import atomic_write
+from model import MAX_STEP, StyledGenerator, size_for_step, step_for_size
+from ops.blur import blur_kernel
 
 TRAINING_CHECKPOINT_KEYS = ("generator", "discriminator", "g_running", "g_optimizer",
                             "d_optimizer", "step", "alpha", "used_sample", "iteration", "args")
-OPTIONAL_TRAINING_KEYS = ("rng",)
 GENERATOR_PREFIXES = ("generator.", "style.")
 DISCRIMINATOR_PREFIXES = ("progression.", "from_rgb.", "linear.")
 
@@ -400,27 +400,28 @@ def read_file(path):
         return _read_jittor(f.read())
 
 
-def load_checkpoint(path):
-    """The dict stored in ``path`` (see read_file); CheckpointError with one line otherwise."""
+def load_checkpoint(path, expected=EXPECTED):
+    """The dict stored in ``path`` (see read_file); CheckpointError with one line otherwise,
+    ending with ``expected`` (what the caller wanted the file to be)."""
     if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such file; {EXPECTED}")
+        raise CheckpointError(f"{path}: no such file; {expected}")
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: is a directory, not a file; {EXPECTED}")
+        raise CheckpointError(f"{path}: is a directory, not a file; {expected}")
     try:
         obj = read_file(path)
     except UnsafeCheckpointError as error:
         raise UnsafeCheckpointError(f"{path}: {error}; load only files you trust") from None
     except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}; {EXPECTED}") from None
+        raise CheckpointError(f"{path}: {error}; {expected}") from None
     except zipfile.BadZipFile as error:
         raise CheckpointError(f"{path}: a damaged or truncated zip archive ({error}); download or "
                               f"copy it again") from None
     except PermissionError:
         raise CheckpointError(f"{path}: not readable (permission denied); check its permissions") from None
     except Exception:  # noqa: BLE001  (pickle raises many types; all mean "not a checkpoint")
-        raise CheckpointError(f"{path}: not a checkpoint: {describe_file(path)}; {EXPECTED}") from None
+        raise CheckpointError(f"{path}: not a checkpoint: {describe_file(path)}; {expected}") from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: not a checkpoint: {describe_object(obj)}; {EXPECTED}")
+        raise CheckpointError(f"{path}: not a checkpoint: {describe_object(obj)}; {expected}")
     return obj
 
 
@@ -433,6 +434,18 @@ def is_state_dict(obj):
     """True for a non-empty dict of name -> array (any network's)."""
     return (isinstance(obj, dict) and len(obj) > 0
             and all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()))
+
+
+def load_state_dict(path, expected):
+    """The state dict (name -> numpy array) of any network stored in ``path``, in any format
+    ``read_file`` reads (a ``torch.save(model.state_dict())`` file among them), through the safe
+    reader, without the ``module.`` prefix of ``nn.DataParallel``; CheckpointError with one line
+    ending with ``expected`` when the file is missing, unsafe, damaged or holds something else."""
+    obj = strip_data_parallel(load_checkpoint(path, expected))
+    if not is_state_dict(obj):
+        raise CheckpointError(f"{path}: not a state dict of arrays: {describe_object(obj)}; "
+                              f"{expected}")
+    return dict(obj)
 
 
 def strip_data_parallel(state_dict):

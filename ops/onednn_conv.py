@@ -11,7 +11,7 @@ the three: the closure below gives the R1 penalty's double backward too.
 
 The 3x3, stride-1 convolutions on maps of at least ``WINOGRAD_MIN_MAP`` pixels a side (most of
 the FLOPs from 8 px on) ask oneDNN for its Winograd kernels, F(4x4, 3x3): about 2x faster on
-AVX-512 than the direct ones (``ops/onednn_kernels_bench.cpp``), with float32 rounding errors a
+AVX-512 than the direct ones (``tools/onednn_kernels_bench.cpp``), with float32 rounding errors a
 few times larger (docs/benchmark.md measures them); oneDNN falls back to direct ones on CPUs or
 shapes it has no Winograd kernel for. ``STYLEGAN_WINOGRAD=0`` keeps every convolution direct.
 A kernel as large as its unpadded input (the discriminator's last convolution, 4x4 on 4x4) runs
@@ -30,7 +30,9 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 from jittor import nn
 
-OPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops")
+from ops import portable
+
+OPS_DIR = os.path.dirname(os.path.abspath(__file__))
 ENV_SWITCH = "STYLEGAN_ONEDNN_CONV"
 WINOGRAD_SWITCH = "STYLEGAN_WINOGRAD"
 FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
@@ -40,7 +42,7 @@ DIRECT, WINOGRAD = 0, 1
 # (docs/benchmark.md).
 WINOGRAD_MIN_MAP = 8
 # Fewer channels are slower with Winograd: 16 -> 16 at 1024 x 1024 took 54 ms against 16 ms
-# direct; from 32 channels it is as fast or faster (ops/onednn_kernels_bench.cpp).
+# direct; from 32 channels it is as fast or faster (tools/onednn_kernels_bench.cpp).
 WINOGRAD_MIN_CHANNELS = 32
 
 _ops = None          # the compiled operator module, once built
@@ -76,9 +78,10 @@ def jittor_has_onednn():
 
 
 def available():
-    """True when this operator serves convolutions now (CPU, oneDNN, not switched off)."""
+    """True when this operator serves convolutions now (CPU, oneDNN, not switched off, not the
+    portable path)."""
     global _ops, _unavailable
-    if jt.flags.use_cuda or os.environ.get(ENV_SWITCH, "1") == "0":
+    if jt.flags.use_cuda or os.environ.get(ENV_SWITCH, "1") == "0" or portable.enabled():
         return False
     if _ops is None and _unavailable is None:
         if not jittor_has_onednn():

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from tqdm import tqdm
 
@@ -37,15 +36,9 @@ def mean_over_processes(*values):
     return [float(v) for v in values.numpy()]
 
 
-def any_process(flag):
-    """True on every MPI process when ``flag`` is true on any of them (one all-reduce)."""
-    if not jt.in_mpi:
-        return flag
-    return jt.array([float(flag)]).mpi_all_reduce("add").item() > 0
-
-
-def agree(*flags):
-    """Each flag made true on every MPI process when it is true on any (one all-reduce)."""
+def any_process(*flags):
+    """Each flag as a bool, made true on every MPI process when it is true on any of them (one
+    all-reduce), so that all processes take the same decisions."""
     if not jt.in_mpi:
         return [bool(flag) for flag in flags]
     summed = jt.array([float(bool(flag)) for flag in flags]).mpi_all_reduce("add").numpy()
@@ -107,35 +100,37 @@ class StopRequest:
         return False
 
 
-def check_finite(result, trainer):
-    for name, value in (("discriminator", result.d_loss), ("generator", result.g_loss),
-                        ("gradient penalty", result.grad_penalty)):
-        if not math.isfinite(value):
-            if trainer.last_checkpoint is not None:
-                kept = (f"the last good checkpoint is {trainer.last_checkpoint[0]} "
-                        f"(iteration {trainer.last_checkpoint[1]})")
-            else:
-                kept = "no checkpoint was written yet"
-            raise TrainingDiverged(f"iteration {result.iteration}: the {name} loss is {value}; "
-                                   f"training stopped, {kept}; try a lower --lr")
-
-
-def _kept(trainer):
-    if trainer.last_checkpoint is not None:
-        return (f"the last checkpoint, {trainer.last_checkpoint[0]} (iteration "
-                f"{trainer.last_checkpoint[1]}), is intact")
+def kept_checkpoint(last_checkpoint):
+    """What a stopped run still has: ``last_checkpoint`` (path, iteration), in words."""
+    if last_checkpoint is not None:
+        return (f"the last checkpoint, {last_checkpoint[0]} (iteration {last_checkpoint[1]}), "
+                f"is intact")
     return "no checkpoint was written yet"
 
 
-def output_failed(outputs, trainer):
+def check_finite(result, last_checkpoint):
+    """TrainingDiverged when a loss of the iteration's ``result`` is NaN or infinite."""
+    for name, value in (("discriminator", result.d_loss), ("generator", result.g_loss),
+                        ("gradient penalty", result.grad_penalty)):
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"iteration {result.iteration}: the {name} loss is {value}; "
+                                   f"training stopped, {kept_checkpoint(last_checkpoint)}; try "
+                                   f"a lower --lr")
+
+
+def output_failed(outputs, last_checkpoint):
+    """The OutputFailed to raise when an output could not be written (on rank 0)."""
     if outputs.error is not None:
-        return OutputFailed(f"{outputs.error}; training stopped, {_kept(trainer)}: resume with "
-                            f"--resume once it can be written")
+        return OutputFailed(f"{outputs.error}; training stopped, "
+                            f"{kept_checkpoint(last_checkpoint)}: resume with --resume once it "
+                            f"can be written")
     return OutputFailed("rank 0 could not write its outputs (it says why); training stopped")
 
 
-def data_failed(error, trainer, saved):
-    where = (f"the state after iteration {trainer.iteration} is saved in {saved}"
-             if saved else _kept(trainer))
+def data_failed(error, iteration, saved, last_checkpoint):
+    """The UnreadableImage to raise when iteration ``iteration + 1`` could not read its batch,
+    after the state before it was ``saved`` (a path, or None when that failed)."""
+    where = (f"the state after iteration {iteration} is saved in {saved}"
+             if saved else kept_checkpoint(last_checkpoint))
     return UnreadableImage(error.path, f"{error}; training stopped, {where}: then resume with "
                                        f"--resume (the same command)")

@@ -16,12 +16,11 @@ import os
 import re
 import sys
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
-from atomic import atomic_write, make_folder, write_error
-from checkpoint import CheckpointError, atomic_save, is_training_checkpoint, load_checkpoint
-from grid import save_image_grid
+from files.atomic import atomic_write, make_folder, write_error
+from files.checkpoint import CheckpointError, atomic_save, is_training_checkpoint, load_checkpoint
+from files.grid import save_image_grid
 
 CHECKPOINT_DIR = "checkpoint"
 SAMPLE_DIR = "sample"

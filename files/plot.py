@@ -17,7 +17,7 @@ from collections import namedtuple
 
 from PIL import Image, ImageDraw, ImageFont
 
-from atomic import atomic_write
+from files.atomic import atomic_write
 
 WIDTH = 900                      # px of the whole picture
 PANEL_HEIGHT = 320               # px of one panel, axes and labels included

@@ -4,8 +4,9 @@
 discriminator, real and (detached) fake images, step and alpha and returns ``(total, logged D
 loss, penalty)``; the generator loss takes the discriminator's scores of the fakes.
 """
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
+
+from training.data_stream import rank_share
 
 R1_GAMMA = 10                 # R1 penalty: R1_GAMMA / 2 * ||grad D(real)||^2 (paper appendix C)
 WGAN_GP_LAMBDA = 10           # WGAN-GP: LAMBDA * (||grad D(x_hat)|| - 1)^2 (Gulrajani et al.)
@@ -36,7 +37,8 @@ def wgan_gp_discriminator_loss(discriminator, real, fake, step, alpha):
     real_predict = real_scores.mean() - WGAN_DRIFT * real_scores.sqr().mean()
     fake_predict = discriminator(fake, step=step, alpha=alpha).mean()
     n = real.shape[0]  # under MPI: this process's share of the global batch's blend weights
-    eps = jt.rand(n * jt.world_size, 1, 1, 1)[jt.rank * n:(jt.rank + 1) * n]
+    share = rank_share(n * jt.world_size, n * jt.world_size)
+    eps = jt.rand(n * jt.world_size, 1, 1, 1)[share.start:share.stop]
     x_hat = eps * real.detach() + (1 - eps) * fake.detach()
     hat_scores = discriminator(x_hat, step=step, alpha=alpha)
     norm = jt.sqrt(squared_grad_norm(hat_scores, x_hat))

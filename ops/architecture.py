@@ -1,6 +1,6 @@
 """The networks' shapes, without Jittor: channels and image size per progression step, and the
 FLOPs of a forward pass and of a training iteration counted from them. model.py builds its
-layers from these; bench.py and test/fixtures/torch_bench.py (which runs under PyTorch alone)
+layers from these; tools/bench.py and tools/torch_bench.py (which runs under PyTorch alone)
 count FLOPs with them.
 
 Resolutions are indexed by ``step``: step s works at 4 * 2**s px, so steps 0..8 are 4..1024 px.

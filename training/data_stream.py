@@ -8,10 +8,9 @@ would.
 """
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
-from dataset import FLIP_PROBABILITY, MultiResolutionDataset
+from dataset import MultiResolutionDataset
 
 
 def derived_seed(*key):
@@ -109,16 +108,3 @@ def rank_share(images, batch_size, rank=None, world_size=None):
     share = -(-images // world_size)
     stop = min(rank * share + share, images)
     return slice(stop - share, stop)
-
-
-def random_flip(batch, rng=np.random, share=None, total=None):
-    """Mirror each image left-right with probability 0.5 (RandomHorizontalFlip).
-
-    Under MPI ``batch`` is this process's ``share`` (a slice) of a global batch of ``total``
-    images: the decisions are drawn for the global batch and sliced, as one process flips it."""
-    flip = rng.random_sample(len(batch) if total is None else total) < FLIP_PROBABILITY
-    if share is not None:
-        flip = flip[share]
-    batch = batch.copy()
-    batch[flip] = batch[flip][..., ::-1]
-    return batch

@@ -1,17 +1,17 @@
 """Benchmark: how fast the generator and a full training iteration run on this machine.
 
-    python bench.py                  # reference width 512: a markdown table (~2.5 min on 2 cores)
-    python bench.py --quick          # fewer rows, one timed iteration each
-    python bench.py --width 64       # a narrow model (--code_dim follows unless given)
-    python bench.py --profile 16     # where one training iteration at 16 px spends its time
-    python bench.py --compare_mkl    # oneDNN convolutions (use_mkl=1) against Jittor's (use_mkl=0)
-    python bench.py --json before.json       # also keep the results (on the old code) ...
-    python bench.py --compare before.json    # ... and, on the new code, a before/after table
+    python -m tools.bench                  # reference width 512: a markdown table (~2.5 min on 2 cores)
+    python -m tools.bench --quick          # fewer rows, one timed iteration each
+    python -m tools.bench --width 64       # a narrow model (--code_dim follows unless given)
+    python -m tools.bench --profile 16     # where one training iteration at 16 px spends its time
+    python -m tools.bench --compare_mkl    # oneDNN convolutions (use_mkl=1) against Jittor's (use_mkl=0)
+    python -m tools.bench --json before.json       # also keep the results (on the old code) ...
+    python -m tools.bench --compare before.json    # ... and, on the new code, a before/after table
 
 Rows (all through the project's own code):
 * generator inference: ``StyledGenerator`` forward under ``jt.no_grad()`` at 32 and 128 px,
   batch 16, alpha 1, one latent per image; images/s.
-* training: seconds per ``train.Trainer.train_iteration`` at 8, 16 and 32 px (alpha 1): D step
+* training: seconds per ``Trainer.train_iteration`` at 8, 16 and 32 px (alpha 1): D step
   (real and fake scores, non-saturating loss, R1 penalty with its double backward, Adam), G step
   (style-mixing latents as drawn, Adam) and the EMA of the generator. The reference's batches
   (256, 128, 64) are capped for a CPU to TRAIN_BATCH; the data loader is replaced by random
@@ -58,13 +58,15 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 
 import cli
-import losses
 import model
-import onednn_conv
-import train
-from atomic import atomic_write, make_folder
-from architecture import (N_MLP, REFERENCE_WIDTH, conv_flops, generator_flops, step_for_size,
-                          training_flops)
+from cli import UsageError
+from files.atomic import atomic_write, make_folder
+from ops import onednn_conv
+from training import losses
+from training.config import TrainConfig
+from training.trainer import Trainer
+from ops.architecture import (N_MLP, REFERENCE_WIDTH, conv_flops, generator_flops, step_for_size,
+                              training_flops)
 from model import StyledGenerator
 
 INFERENCE_SIZES = (32, 128)
@@ -240,12 +242,11 @@ class RandomImages:
 
 
 def make_trainer(size, batch, width, code_dim, out):
-    """A ``train.Trainer`` at ``size`` (alpha 1: the initial size of a fresh run, a phase too
+    """A ``Trainer`` at ``size`` (alpha 1: the initial size of a fresh run, a phase too
     long to ever grow) fed by ``RandomImages``."""
-    config = train.TrainConfig(path=out, init_size=size, max_size=size, phase=10 ** 12,
-                               batch=batch, width=width, code_dim=code_dim, n_mlp=N_MLP,
-                               seed=0, out=out)
-    trainer = train.Trainer(config)
+    config = TrainConfig(path=out, init_size=size, max_size=size, phase=10 ** 12, batch=batch,
+                         width=width, code_dim=code_dim, n_mlp=N_MLP, seed=0, out=out)
+    trainer = Trainer(config)
     trainer.stream = RandomImages(size, batch)
     return trainer
 
@@ -333,10 +334,6 @@ class ResultsError(ValueError):
     """A --compare file that cannot be read or is not a --json result (exit 1)."""
 
 
-class ResultsUsageError(ResultsError):
-    """A --json or --compare path that does not fit the flags (exit 2)."""
-
-
 def machine_description():
     """What the numbers depend on besides the code: CPU model, cores, device, Jittor version,
     oneDNN, and OMP_NUM_THREADS (None when unset)."""
@@ -413,15 +410,15 @@ def results_problem(results):
 
 
 def read_results(path):
-    """The results --json wrote to ``path``; ResultsUsageError for a missing file or a folder,
+    """The results --json wrote to ``path``; UsageError for a missing file or a folder,
     ResultsError for an unreadable file, one that is not JSON, or not a result."""
-    again = f"write it again with: python bench.py --json {path}"
+    again = f"write it again with: python -m tools.bench --json {path}"
     if not os.path.exists(path):
-        raise ResultsUsageError(f"--compare {path}: no such file (write one first with: "
-                                f"python bench.py --json {path}, on the code to compare against)")
+        raise UsageError(f"--compare {path}: no such file (write one first with: "
+                                f"python -m tools.bench --json {path}, on the code to compare against)")
     if os.path.isdir(path):
-        raise ResultsUsageError(f"--compare {path}: a folder, not a file (give the file that "
-                                f"python bench.py --json wrote)")
+        raise UsageError(f"--compare {path}: a folder, not a file (give the file that "
+                                f"python -m tools.bench --json wrote)")
     try:
         with open(path, encoding="utf-8") as f:
             results = json.load(f)
@@ -440,10 +437,10 @@ def read_results(path):
 
 
 def check_reference(reference, path, width, code_dim):
-    """ResultsUsageError unless ``reference`` was measured at ``width`` and ``code_dim``."""
+    """UsageError unless ``reference`` was measured at ``width`` and ``code_dim``."""
     ref = reference["options"]
     if (ref["width"], ref["code_dim"]) != (width, code_dim):
-        raise ResultsUsageError(
+        raise UsageError(
             f"--compare {path}: measured at --width {ref['width']} --code_dim {ref['code_dim']}, "
             f"this run is --width {width} --code_dim {code_dim}; run with --width {ref['width']} "
             f"--code_dim {ref['code_dim']}, or compare against a file of this width")
@@ -451,11 +448,11 @@ def check_reference(reference, path, width, code_dim):
 
 def check_json_path(path):
     """Fail now, not after the benchmark, when --json cannot be written: a folder in the way
-    (ResultsUsageError) or a parent that cannot be made (WriteError)."""
+    (UsageError) or a parent that cannot be made (WriteError)."""
     if not path:
-        raise ResultsUsageError("--json needs a file name, e.g. --json before.json")
+        raise UsageError("--json needs a file name, e.g. --json before.json")
     if os.path.isdir(path):
-        raise ResultsUsageError(f"--json {path}: a folder is in the way; give a file name, e.g. "
+        raise UsageError(f"--json {path}: a folder is in the way; give a file name, e.g. "
                                 f"{os.path.join(path, 'bench.json')}")
     make_folder(os.path.dirname(os.path.abspath(path)))
 
@@ -774,7 +771,7 @@ def command_line(argv=None):
     """``main(parse_args(argv))`` with cli.py's exit codes: 2 for a bad flag (a missing REF
     included), 1 for an unreadable REF or an unwritable --json file, 130 / 143 when stopped."""
     cli.run(argparse.ArgumentParser(prog="bench.py"), lambda: main(parse_args(argv)),
-            usage=(ResultsUsageError,), failures=(ResultsError,))
+            failures=(ResultsError,))
 
 
 if __name__ == "__main__":

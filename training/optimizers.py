@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
-from checkpoint import CheckpointError, torch_adam_moments, torch_parameter_order
+from files.checkpoint import CheckpointError, torch_adam_moments, torch_parameter_order
 
 EMA_DECAY = 0.999             # g_running <- decay * g_running + (1 - decay) * generator
 MAPPING_LR_MULT = 0.01        # the mapping network learns at lr / 100 (paper section C)

@@ -1,0 +1,1 @@
+"""The metrics that score a generator against real images."""
