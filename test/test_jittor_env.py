@@ -23,12 +23,51 @@ def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
     assert environ == {"nvcc_path": "", "log_silent": "1"}
 
 
-def test_cuda_driver_present_leaves_nvcc_to_jittor(monkeypatch):
+def test_cuda_driver_present_applies_the_cuda_plan(monkeypatch):
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: True)
     monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
-    environ = {}
+    plan = jittor_env.CudaPlan()
+    plan.mode, plan.nvcc, plan.compiler = "cuda", "/opt/cuda/bin/nvcc", "/usr/bin/g++-12"
+    plan.env = {"conv_opt": "1", "use_cutt": "0"}
+    plan.use_cudnn = True
+    monkeypatch.setattr(jittor_env, "plan_cuda", lambda environ: plan)
+    environ = {"use_cutt": "1"}
     jittor_env.prepare_environment(environ)
-    assert "nvcc_path" not in environ
+    assert environ == {"nvcc_path": "/opt/cuda/bin/nvcc", "cc_path": "/usr/bin/g++-12",
+                       "conv_opt": "1", "use_cutt": "1", "log_silent": "1"}
+
+
+def test_nvcc_path_empty_set_by_the_user_probes_no_driver(monkeypatch):
+    def no_probe(*args):
+        raise AssertionError("probed")
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", no_probe)
+    monkeypatch.setattr(jittor_env, "plan_cuda", no_probe)
+    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
+    environ = {"nvcc_path": ""}
+    jittor_env.prepare_environment(environ)
+    assert environ == {"nvcc_path": "", "log_silent": "1"}
+
+
+def test_on_a_machine_without_a_driver_nothing_of_the_cuda_set_up_runs():
+    """This CPU machine: no CUDA variable set, Jittor's downloader left as Jittor has it."""
+    if jittor_env.cuda_driver_loadable():
+        pytest.skip("a CUDA driver loads here")
+    import jittor_utils.install_cuda
+    assert os.environ.get("nvcc_path", "") == ""
+    assert jittor_utils.install_cuda.install_cuda.__qualname__ == "install_cuda"
+    for key in ("conv_opt", "use_cutt", "use_cutlass", "use_nccl"):
+        assert key not in os.environ
+
+
+def test_probe_module_loads_without_importing_jittor():
+    code = ("import sys, doctor; p = doctor.load_probes(); "
+            "print('jittor' in sys.modules, callable(p.plan_cuda), hasattr(p, 'jt'))")
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True", "False"]
 
 
 def test_missing_onednn_falls_back_to_use_mkl_0_with_one_warning_line(monkeypatch, capsys):
@@ -64,8 +103,9 @@ def test_this_process_uses_onednn_and_cuda_only_when_available():
 def test_compiler_pool_workers_ignore_ctrl_c_and_sigusr1_and_the_handlers_come_back():
     import signal
     import jittor_env
+    from training.stopping import POOL_IGNORES
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1)}
-    jittor_env.compiler_pool_ignores()
+    jittor_env.compiler_pool_ignores(POOL_IGNORES)
     assert {s: signal.getsignal(s) for s in before} == before
     import jittor_utils
     workers = [worker.pid for worker in jittor_utils.p._pool]   # the pool's processes
