@@ -1,4 +1,6 @@
-"""The training images: a Jittor Dataset over ``root/<resolution>/`` (folders written by resize.py).
+"""The training images: a Jittor Dataset over ``root/<resolution>/`` (folders written by resize.py),
+an LMDB of the PyTorch original (``data.lmdb``) or a dataset_tool.py zip (``data.zip``); the
+sources themselves are in ``files/datasets.py``.
 
     dataset = MultiResolutionDataset("data", resolution=8, batch_size=256, shuffle=True)
     for real_image in dataset:          # jt.Var, float32, (batch, 3, 8, 8), values in [-1, 1]
@@ -18,17 +20,19 @@ pads a short last batch to equal shares, repeating an image or two.
 """
 import ctypes
 import os
-import shlex
 import signal
+import sys
 import threading
 
 import numpy as np
-from PIL import Image
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+import jittor as jt
 from jittor.dataset import Dataset
 
-from resize import is_power_of_two, list_images, prepare_image
+from files.datasets import (IMAGE_ERRORS, DatasetError, UnreadableImage,  # noqa: F401 (shared)
+                            largest_image_folder, open_source, resize_command, resolution_folder)
+from files.images import prepare_image
 
 FLIP_PROBABILITY = 0.5  # RandomHorizontalFlip's default
 PIXEL_MAX = 255.0  # ToTensor: uint8 -> [0, 1]
@@ -36,84 +40,32 @@ NORMALIZE_MEAN = 0.5  # Normalize((0.5,)*3, (0.5,)*3): [0, 1] -> [-1, 1]
 NORMALIZE_STD = 0.5
 
 
-class DatasetError(ValueError):
-    """A resolution folder is missing or empty, or an image in it cannot be read."""
+def random_flip(batch, rng=np.random, share=None, total=None):
+    """Mirror each image left-right with probability 0.5 (RandomHorizontalFlip).
 
-
-class UnreadableImage(DatasetError):
-    """An image cannot be read (damaged, truncated, deleted, a decompression bomb); ``path``
-    names it (None when another MPI process met it)."""
-
-    def __init__(self, path, message):
-        super().__init__(message)
-        self.path = path
-
-
-# What Pillow raises for a file it cannot read; DecompressionBombError (an image far over
-# Image.MAX_IMAGE_PIXELS, a guard against memory exhaustion) is none of the others.
-IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-def resolution_folder(root, resolution):
-    return os.path.join(root, str(resolution))
-
-
-def _image_count(folder):
-    return len(list_images(folder)) if os.path.isdir(folder) else 0
-
-
-def largest_image_folder(root):
-    """The largest power-of-two size ``s`` such that ``root/<s>`` holds images; None if none."""
-    if not os.path.isdir(root):
-        return None
-    sizes = [int(name) for name in os.listdir(root) if name.isdigit() and is_power_of_two(int(name))]
-    sizes = [size for size in sizes if _image_count(resolution_folder(root, size))]
-    return max(sizes, default=None)
-
-
-def resize_command(root, sizes):
-    """The shell command that writes ``root/<size>`` for every size in ``sizes`` from the
-    largest image folder in ``root``; None when there is no folder larger than all of them."""
-    source = largest_image_folder(root)
-    if source is None or source <= max(sizes):
-        return None
-    return (f"python resize.py {shlex.quote(resolution_folder(root, source))} "
-            f"--min_size {min(sizes)}")
+    Under MPI ``batch`` is this process's ``share`` (a slice) of a global batch of ``total``
+    images: the decisions are drawn for the global batch and sliced, as one process flips it."""
+    flip = rng.random_sample(len(batch) if total is None else total) < FLIP_PROBABILITY
+    if share is not None:
+        flip = flip[share]
+    batch = batch.copy()
+    batch[flip] = batch[flip][..., ::-1]
+    return batch
 
 
 def check_resolutions(root, sizes):
-    """Raise one DatasetError naming every folder ``root/<size>`` (for ``size`` in ``sizes``)
-    that is missing or holds no images, with the resize.py command that writes them."""
-    problems, missing = [], []
-    for size in sorted(set(sizes)):
-        folder = resolution_folder(root, size)
-        if not os.path.isdir(folder):
-            problems.append(f"{folder} (missing)")
-        elif not _image_count(folder):
-            problems.append(f"{folder} (no images)")
-        else:
-            continue
-        missing.append(size)
-    if not missing:
-        return
-    source = largest_image_folder(root)
-    smaller = [size for size in missing if source is not None and size < source]
-    larger = [size for size in missing if size not in smaller]
-    hints = []
-    if smaller:
-        hints.append(f"make them with: {resize_command(root, smaller)}")
-    if larger and source is not None:
-        hints.append(f"{', '.join(resolution_folder(root, s) for s in larger)} cannot be made "
-                     f"from {resolution_folder(root, source)}, the largest image folder, since "
-                     f"resize.py only shrinks: put images of that size there")
-    if larger and source is None:
-        example = resolution_folder(root, "<size>")
-        hints.append(f"no image folder in {root}: put square images in {example} (or run: "
-                     f"python build_emoji.py {shlex.quote(root)}, which writes "
-                     f"{resolution_folder(root, 128)}), then run: python resize.py {example} "
-                     f"--min_size {min(missing)}")
-    raise DatasetError(f"missing or empty resolution folders: {', '.join(problems)}; "
-                       + "; ".join(hints))
+    """Raise one DatasetError naming every size in ``sizes`` that ``root`` lacks, with the
+    resize.py command that makes them: for folders, every ``root/<size>`` that is missing or
+    holds no images; for an LMDB, every size without all its keys; for a zip, every size other
+    than its own without its folder beside it. Also refuses (DatasetError) an LMDB or zip that is
+    hostile, unfinished or holds something other than images, and prints its notes (labels
+    that training ignores) on stderr, from MPI rank 0 only."""
+    source = open_source(root)
+    source.check(sizes)
+    if jt.rank == 0:
+        for note in source.notes:
+            print(f"{os.path.basename(sys.argv[0]) or 'dataset.py'}: note: {note}",
+                  file=sys.stderr, flush=True)
 
 
 PR_SET_PDEATHSIG = 1  # Linux prctl: a signal for this process when its parent ends
@@ -127,7 +79,7 @@ def only_the_parent_may_terminate():
     A SIGTERM to the whole process group (``timeout``, SLURM's scancel) reaches the workers too.
     A worker that died of it while holding the loader's shared lock, or after taking a batch
     number and before handing the batch over, left the training process waiting for that batch
-    forever, before it could save and exit 143 (seen in test_long_runs). The training process
+    forever, before it could save and exit 143. The training process
     stops at its own pace and then ends its workers itself."""
     parent = os.getppid()
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # threads started now inherit it
@@ -153,7 +105,9 @@ class MultiResolutionDataset(Dataset):
 
     Args:
         root: folder holding one sub-folder per resolution, named by it (``data`` for
-            ``data/8``, ``data/16``, ...), as resize.py writes them.
+            ``data/8``, ``data/16``, ...), as resize.py writes them; or an LMDB of the PyTorch
+            original's prepare_data.py (or resize.py --format lmdb); or a dataset_tool.py zip
+            (``files/datasets.py``).
         resolution: side of the images to read now (default 8, the reference's first phase).
         flip: mirror each image left-right with probability 0.5 (default True).
         **attrs: Jittor Dataset attributes passed to ``set_attrs``: ``batch_size``,
@@ -161,7 +115,8 @@ class MultiResolutionDataset(Dataset):
 
     Images are read from disk when asked for, not kept in memory: the Jittor reference loads
     every image at construction, which a 70k-image FFHQ would not fit; the PyTorch original
-    reads each one on demand (from LMDB), as here.
+    reads each one on demand (from LMDB), as here. An LMDB or zip is opened anew in each worker
+    process, read-only.
 
     An image that cannot be read raises ``UnreadableImage`` naming it; with the attribute
     ``unreadable_as_nan`` it comes back as an array of NaN instead, so that a Jittor worker
@@ -176,41 +131,42 @@ class MultiResolutionDataset(Dataset):
         self.root = root
         self.flip = flip
         self.resolution = None
-        self.files = []
+        self.items = []
         unknown = sorted(k for k in attrs if not hasattr(self, k))
         if unknown:
             raise TypeError(f"MultiResolutionDataset got unknown options: {', '.join(unknown)}")
+        self.source = open_source(root)
         self.set_resolution(resolution)
         if attrs:
             self.set_attrs(**attrs)
 
     def set_resolution(self, resolution):
-        """Read ``root/<resolution>/`` from now on (stops Jittor's workers; the next iteration
-        starts fresh ones). Raises DatasetError when that folder is missing or empty."""
-        check_resolutions(self.root, [resolution])
-        folder = resolution_folder(self.root, resolution)
+        """Read size ``resolution`` from now on (stops Jittor's workers; the next iteration
+        starts fresh ones). Raises DatasetError when the source lacks it."""
+        self.source.check([resolution])
         self.resolution = resolution
-        self.files = [os.path.join(folder, name) for name in list_images(folder)]
-        self.set_attrs(total_len=len(self.files))
+        self.items = self.source.items(resolution)
+        self.set_attrs(total_len=len(self.items))
         return self
 
     @property
     def num_images(self):
-        return len(self.files)
+        return len(self.items)
 
     def read(self, index):
         """Image ``index`` as a float32 (H, W, 3) array, 0..255; UnreadableImage if it cannot be
         read."""
-        path = self.files[index]
+        item = self.items[index]
         try:
-            with Image.open(path) as img:
-                # resize.py writes RGB squares of the right size, which pass through unchanged;
-                # anything else (e.g. the user's own top folder) is made so the same way.
-                img = prepare_image(img, self.resolution)
-                return np.asarray(img, dtype=np.float32)  # (H, W, 3), 0..255
+            img = self.source.open_image(self.resolution, item)
+            # resize.py and the LMDB and zip writers store RGB squares of the right size, which
+            # pass through unchanged; anything else (e.g. the user's own top folder, a
+            # grayscale zip) is made so the same way.
+            return np.asarray(prepare_image(img, self.resolution), dtype=np.float32)
         except IMAGE_ERRORS as err:
-            raise UnreadableImage(path, f"cannot read {path} ({type(err).__name__}: {err}); "
-                                        f"remove or replace it") from None
+            name = self.source.describe(self.resolution, item)
+            raise UnreadableImage(name, f"cannot read {name} ({type(err).__name__}: {err}); "
+                                        f"{self.source.repair}") from None
 
     def unreadable(self, index):
         """The UnreadableImage of image ``index`` (read again, in this process, for its
@@ -219,8 +175,8 @@ class MultiResolutionDataset(Dataset):
             self.read(index)
         except UnreadableImage as error:
             return error
-        path = self.files[index]
-        return UnreadableImage(path, f"cannot read {path} (it failed in a data-loading worker "
+        name = self.source.describe(self.resolution, self.items[index])
+        return UnreadableImage(name, f"cannot read {name} (it failed in a data-loading worker "
                                      f"and reads now: it changed meanwhile); check it")
 
     def __getitem__(self, index):
@@ -230,9 +186,9 @@ class MultiResolutionDataset(Dataset):
             if not self.unreadable_as_nan:
                 raise
             return np.full((3, self.resolution, self.resolution), np.nan, np.float32)
-        if self.flip and np.random.random() < FLIP_PROBABILITY:
-            pixels = pixels[:, ::-1]
         pixels = pixels.transpose(2, 0, 1) / PIXEL_MAX
+        if self.flip:
+            pixels = random_flip(pixels[None])[0]
         return np.ascontiguousarray((pixels - NORMALIZE_MEAN) / NORMALIZE_STD, dtype=np.float32)
 
     def _init_workers(self, index_list):

@@ -7,108 +7,44 @@ beside it, each image resized with LANCZOS straight from the source and saved un
 name, as the reference's ``resize.py`` does. Folder names are resolutions: ``dataset.py`` finds
 ``root/<resolution>/`` by them.
 
+    python resize.py data/128 --min_size 8 --format lmdb   # data.lmdb: the PyTorch original's
+    python resize.py data.zip --min_size 8                  # data/8 ... data/64 for a zip
+    python resize.py data.lmdb --min_size 4                 # adds size 4 to an LMDB
+
+``--format lmdb`` writes every size from ``--min_size`` up to the source's into one LMDB of the
+PyTorch original's layout (``files/lmdb_data.py``), which its ``train.py`` reads unchanged. A
+dataset_tool.py zip gets the folders of its smaller sizes beside it (``files/zip_data.py``),
+and an LMDB gets its missing smaller sizes added, made from its largest.
+
 Beyond the reference: any common format and colour mode is accepted (converted to RGB, alpha
 composited on white), non-square images are centre-cropped, re-running only writes what is
 missing or out of date, and unreadable files are reported and skipped. Needs no Jittor.
 """
 import argparse
+import io
 import multiprocessing
 import os
 import signal
 import sys
 from collections import namedtuple
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 import cli
-from atomic import atomic_write, make_folder
-from grid import PNG_OPTIONS
+from cli import UsageError
+from files.atomic import atomic_write, make_folder
+from files.datasets import LMDB_DATA_FILE, DatasetError, open_source
+from files.images import (IMAGE_EXTENSIONS, RESAMPLE, encode_image, is_power_of_two, list_images,
+                          save_atomically, square_rgb)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-BACKGROUND = (255, 255, 255)  # what transparent pixels become
-RESAMPLE = Image.LANCZOS
-JPEG_QUALITY = 100  # rosinality's prepare_data.py stores its JPEGs at quality 100
-JPEG_FULL_CHROMA = 0  # 4:4:4, no colour subsampling: small images lose too much otherwise
-SAVE_OPTIONS = {"JPEG": {"quality": JPEG_QUALITY, "subsampling": JPEG_FULL_CHROMA},
-                "WEBP": {"lossless": True}, "PNG": PNG_OPTIONS}
-SIXTEEN_BIT_TO_EIGHT = 257.0  # 65535 / 255
-EXIF_ORIENTATION = 0x0112
-EXIT_USAGE = 2
+FORMATS = ("folders", "lmdb")
+LMDB_IMAGE_FORMAT = "JPEG"  # what the original's prepare_data.py stores (here without subsampling)
+CHUNK_IMAGES = 256  # images read, resized and written per round when the source is not a folder
 
 Summary = namedtuple("Summary", "images written skipped unreadable sizes")
 Summary.__doc__ = """What one run did: source images found, output files written, output files
 already up to date, unreadable source files (skipped), and the output sizes."""
-
-
-class ResizeError(ValueError):
-    """A problem with the command line or the source folder; its text is the whole message."""
-
-
-def is_power_of_two(n):
-    return isinstance(n, int) and n > 0 and n & (n - 1) == 0
-
-
-def list_images(folder):
-    """Sorted names of the image files in ``folder`` (any letter case; hidden files left out)."""
-    names = []
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.is_file():
-            continue
-        if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-            names.append(entry.name)
-    return sorted(names)
-
-
-def to_rgb(img):
-    """``img`` as an RGB image: grayscale, palette, CMYK and 16-bit converted, alpha on white."""
-    if img.mode == "RGB" and "transparency" not in img.info:
-        return img
-    if img.mode.startswith("I"):  # 16/32-bit grayscale: PIL's convert would clip at 255
-        pixels = np.asarray(img, dtype=np.float64)
-        if pixels.max() > 255:
-            pixels = pixels / SIXTEEN_BIT_TO_EIGHT
-        img = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
-    has_alpha = img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
-        img.mode in ("P", "L", "RGB") and "transparency" in img.info)
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def center_crop_square(img):
-    """The largest centred square of ``img`` (``img`` itself when already square)."""
-    width, height = img.size
-    if width == height:
-        return img
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return img.crop((left, top, left + side, top + side))
-
-
-def upright(img):
-    """``img`` turned as its EXIF orientation tag says (photos from cameras); most images have
-    no such tag and come back unchanged."""
-    if img.getexif().get(EXIF_ORIENTATION, 1) != 1:
-        return ImageOps.exif_transpose(img)
-    return img
-
-
-def square_rgb(img):
-    """``img`` upright, RGB and centre-cropped to a square."""
-    return center_crop_square(to_rgb(upright(img)))
-
-
-def prepare_image(img, size):
-    """``img`` as an RGB square of side ``size``: the exact pixels when already so, else
-    converted, centre-cropped and resized with LANCZOS (what ``resize.py`` writes)."""
-    square = square_rgb(img)
-    if square.size != (size, size):
-        square = square.resize((size, size), RESAMPLE)
-    return square
 
 
 def output_sizes(source_size, min_size):
@@ -127,15 +63,6 @@ def is_up_to_date(output, source):
         return os.stat(output).st_mtime_ns >= os.stat(source).st_mtime_ns
     except FileNotFoundError:
         return False
-
-
-def save_atomically(img, path):
-    """Save ``img`` to ``path`` through a hidden temporary file, so a run that is stopped never
-    leaves a truncated image under a real name (it would look up to date on the next run)."""
-    fmt = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
-    with atomic_write(path) as temporary:  # WriteError (one line) on a full disk, ...
-        with open(temporary, "wb") as f:
-            img.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
 
 
 def resize_one(task):
@@ -159,38 +86,35 @@ def resize_one(task):
     return len(todo), len(outputs) - len(todo), None
 
 
-def check_source(path, min_size):
-    """Validate the command line; returns ``(source_size, image_names)`` or raises ResizeError."""
+def check_source(path, min_size, including_source=False):
+    """Validate the command line; returns ``(source_size, image_names)`` or raises UsageError.
+    ``including_source``: ``--min_size`` may be the source's size (an LMDB holds that too)."""
     if not os.path.exists(path):
-        raise ResizeError(f"{path} does not exist")
+        raise UsageError(f"{path} does not exist")
     if not os.path.isdir(path):
-        raise ResizeError(f"{path} is not a folder")
+        raise UsageError(f"{path} is not a folder")
     name = os.path.basename(os.path.normpath(os.path.abspath(path)))
     if not name.isdigit() or not is_power_of_two(int(name)):
-        raise ResizeError(f"the source folder must be named after its image size, a power of two "
+        raise UsageError(f"the source folder must be named after its image size, a power of two "
                           f"(e.g. data/128), not {name!r}")
     source_size = int(name)
-    if not is_power_of_two(min_size):
-        raise ResizeError(f"--min_size must be a power of two, not {min_size}")
-    if min_size >= source_size:
-        raise ResizeError(f"--min_size ({min_size}) must be smaller than the source size "
-                          f"({source_size})")
+    check_min_size(min_size, source_size, including_source)
     names = list_images(path)
     if not names:
-        raise ResizeError(f"no images in {path} (looked for {' '.join(IMAGE_EXTENSIONS)})")
+        raise UsageError(f"no images in {path} (looked for {' '.join(IMAGE_EXTENSIONS)})")
     return source_size, names
 
 
 def resize_folder(path, min_size=8, workers=None, progress=True):
     """Write ``<parent>/<size>/`` for every size from ``min_size`` up to half the source folder's
-    size; returns a Summary. Files in ``path`` are only read. Raises ResizeError on bad input."""
+    size; returns a Summary. Files in ``path`` are only read. Raises UsageError on bad input."""
     source_size, names = check_source(path, min_size)
     sizes = output_sizes(source_size, min_size)
     parent = os.path.dirname(os.path.normpath(os.path.abspath(path)))
     for size in sizes:
         out_dir = os.path.join(parent, str(size))
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise ResizeError(f"{out_dir} exists and is not a folder")
+            raise UsageError(f"{out_dir} exists and is not a folder")
         make_folder(out_dir)
     tasks = [(os.path.join(path, name),
               [(size, os.path.join(parent, str(size), name)) for size in sizes])
@@ -224,20 +148,302 @@ def resize_folder(path, min_size=8, workers=None, progress=True):
     return Summary(len(names), written, skipped, unreadable, sizes)
 
 
+def resize_bytes(task):
+    """In a pool worker: decode one source image and encode it at each size it is wanted at.
+
+    ``task`` is ``(data, outputs)``: the source file's bytes (or the reason they could not be
+    read, a str) and ``[(size, format), ...]``. Returns ``(encoded, error)``: the bytes of each
+    output in order, or None and the reason the source could not be read."""
+    data, outputs = task
+    if isinstance(data, str):
+        return None, data
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # decode now, so a truncated file fails here
+            square = square_rgb(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        return None, f"{type(err).__name__}: {err}"
+    return [encode_image(square if square.size == (size, size)
+                         else square.resize((size, size), RESAMPLE), fmt)
+            for size, fmt in outputs], None
+
+
+def resize_items(items, read, outputs, write, workers, progress):
+    """Read, resize and write every item of a zip, an LMDB or a folder going into an LMDB, in
+    rounds of CHUNK_IMAGES: this process reads each round's source bytes (``read(item)``), the
+    workers decode and encode them, and this process writes them (``write(item, [(size,
+    bytes), ...])``), so only this process touches the source and the output.
+    ``outputs(item)`` is ``[(size, format), ...]`` still to make (empty: up to date).
+    Returns ``(written, skipped, unreadable)``; ``skipped`` counts outputs up to date."""
+    written = skipped = unreadable = 0
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(items), desc="resize", unit="img", disable=not progress, file=sys.stderr)
+    pool = (multiprocessing.Pool(workers, initializer=default_signals)
+            if workers > 1 and len(items) > 1 else None)
+    finished = False
+    try:
+        for start in range(0, len(items), CHUNK_IMAGES):
+            chunk = items[start:start + CHUNK_IMAGES]
+            tasks, counts = [], []
+            for item in chunk:
+                wanted, total = outputs(item)
+                counts.append(total - len(wanted))
+                data = None
+                if wanted:
+                    try:
+                        data = read(item)
+                    except OSError as err:
+                        data = f"{type(err).__name__}: {err}"
+                tasks.append((data, wanted))
+            todo = [i for i, (_, wanted) in enumerate(tasks) if wanted]
+            chunksize = max(1, len(todo) // (workers * 4))
+            results = (pool.map(resize_bytes, [tasks[i] for i in todo], chunksize) if pool
+                       else [resize_bytes(tasks[i]) for i in todo])
+            done = dict(zip(todo, results))
+            for i, item in enumerate(chunk):
+                skipped += counts[i]
+                if i in done:
+                    encoded, error = done[i]
+                    if error is not None:
+                        unreadable += 1
+                        tqdm.write(f"warning: skipping unreadable {item} ({error})",
+                                   file=sys.stderr)
+                    else:
+                        sizes = [size for size, _ in tasks[i][1]]
+                        write(item, list(zip(sizes, encoded)))
+                        written += len(encoded)
+                bar.update()
+        finished = True
+    finally:
+        bar.close()
+        if pool:
+            if finished:
+                pool.close()
+            else:
+                pool.terminate()
+            pool.join()
+    return written, skipped, unreadable
+
+
+def default_lmdb_path(path):
+    """Where ``--format lmdb`` writes by default: ``data.lmdb`` for ``data/128`` or
+    ``data.zip``."""
+    if os.path.isfile(path):
+        return os.path.splitext(path)[0] + ".lmdb"
+    parent = os.path.dirname(os.path.normpath(path)) or os.getcwd()
+    return os.path.normpath(parent) + ".lmdb"
+
+
+def check_min_size(min_size, source_size, including_source=False):
+    if not is_power_of_two(min_size):
+        raise UsageError(f"--min_size must be a power of two, not {min_size}")
+    if min_size > source_size or (min_size == source_size and not including_source):
+        raise UsageError(f"--min_size ({min_size}) must be smaller than the source size "
+                          f"({source_size})")
+
+
+def open_writer(out, create):
+    from files.lmdb_data import LmdbWriter
+    try:
+        return LmdbWriter(out, create)
+    except DatasetError as error:
+        raise UsageError(str(error)) from None
+
+
+def new_lmdb(out):
+    """An LmdbWriter for a new database at ``out``; UsageError when something is there."""
+    if os.path.lexists(out):
+        raise UsageError(f"{out} exists; give another --out, or add sizes to an LMDB with: "
+                         f"python resize.py {out} --min_size N")
+    return open_writer(out, create=True)
+
+
+def folder_to_lmdb(path, min_size, out, workers, progress):
+    """Every size from ``min_size`` up to the folder's into a new LMDB at ``out``."""
+    source_size, names = check_source(path, min_size, including_source=True)
+    sizes = output_sizes(source_size, min_size) + [source_size]
+    return items_to_lmdb([os.path.join(path, name) for name in names], read_file, sizes, out,
+                         workers, progress)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def items_to_lmdb(items, read, sizes, out, workers, progress):
+    """Write ``items`` (read by ``read``) at every size in ``sizes`` into a new LMDB ``out``,
+    numbered in order from 0 (an unreadable item takes no number), ``length`` last."""
+    from files.lmdb_data import image_key
+    writer = new_lmdb(out)
+    count = [0]
+
+    def write(item, encoded):
+        for size, data in encoded:
+            writer.put(image_key(size, count[0]), data)
+        count[0] += 1
+
+    finished = False
+    try:
+        written, skipped, unreadable = resize_items(
+            items, read, lambda item: ([(size, LMDB_IMAGE_FORMAT) for size in sizes], len(sizes)),
+            write, workers, progress)
+        writer.finish(length=count[0])
+        finished = True
+    finally:
+        if not finished:
+            writer.abandon()
+    return Summary(len(items), written, skipped, unreadable, sizes)
+
+
+def open_archive(path):
+    """The ZipSource or LmdbSource at ``path``, its images checked (an LMDB's at its largest
+    complete size); UsageError (one line) when it cannot be used."""
+    try:
+        source = open_source(path)
+        top = source.size if hasattr(source, "size") else max(source.complete_sizes(), default=0)
+        if top:
+            source.check([top])
+        return source
+    except DatasetError as error:
+        raise UsageError(str(error)) from None
+
+
+def zip_to_folders(source, min_size, workers, progress):
+    """The folders of the zip's smaller sizes beside it (``data.zip`` -> ``data/8``, ...),
+    skipping files newer than the zip."""
+    check_min_size(min_size, source.size)
+    sizes = output_sizes(source.size, min_size)
+    for size in sizes:
+        folder = os.path.join(source.folder_root, str(size))
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UsageError(f"{folder} exists and is not a folder")
+    for size in sizes:
+        make_folder(os.path.join(source.folder_root, str(size)))
+    zip_time = os.stat(source.path).st_mtime_ns
+    formats = Image.registered_extensions()
+
+    def outputs(member):
+        fmt = formats[os.path.splitext(member)[1].lower()]
+        wanted = [(size, fmt) for size in sizes
+                  if not is_newer(source.size_file(size, member), zip_time)]
+        return wanted, len(sizes)
+
+    def write(member, encoded):
+        for size, data in encoded:
+            with atomic_write(source.size_file(size, member)) as temporary:
+                with open(temporary, "wb") as f:
+                    f.write(data)
+
+    counts = resize_items(source.members, source.read_bytes, outputs, write, workers, progress)
+    return Summary(len(source.members), *counts, sizes)
+
+
+def is_newer(path, time_ns):
+    try:
+        return os.stat(path).st_mtime_ns >= time_ns
+    except FileNotFoundError:
+        return False
+
+
+def lmdb_add_sizes(source, min_size, workers, progress):
+    """Add to the LMDB ``source`` every size from ``min_size`` below its largest complete size
+    that it lacks (or lacks keys of), made from that largest size; the keys already there are
+    kept."""
+    from files.lmdb_data import image_key
+    have = source.complete_sizes()
+    if not have:
+        raise UsageError(f"{source.path} has no size with all of its {source.length} images: "
+                          f"it is still being written or damaged")
+    largest = max(have)
+    check_min_size(min_size, largest)
+    sizes = [size for size in output_sizes(largest, min_size) if size not in have]
+    length = source.length
+    source.close()  # one environment in this process: the writer's
+    writer = open_writer(source.path, create=False)
+    finished = False
+    try:
+        def outputs(index):
+            wanted = [(size, LMDB_IMAGE_FORMAT) for size in sizes
+                      if writer.get(image_key(size, index)) is None]
+            return wanted, len(sizes)
+
+        def read(index):
+            data = writer.get(image_key(largest, index))
+            if data is None:
+                raise OSError(f"no key {image_key(largest, index).decode()}")
+            return data
+
+        def write(index, encoded):
+            for size, data in encoded:
+                writer.put(image_key(size, index), data)
+
+        counts = resize_items(range(length), read, outputs, write, workers, progress)
+        writer.finish()
+        finished = True
+    finally:
+        if not finished:
+            writer.abandon()  # what was committed stays: a re-run adds the rest
+    return Summary(length, *counts, sizes)
+
+
+def resize_path(path, min_size=8, workers=None, progress=True, fmt=None, out=None):
+    """Dispatch on the source and ``fmt`` (None: folders, or an LMDB in place for an LMDB
+    source); returns a Summary. Raises UsageError on bad input, before writing anything."""
+    if fmt not in (None,) + FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt}")
+    if not os.path.exists(path):
+        raise UsageError(f"{path} does not exist")
+    is_lmdb = os.path.isfile(os.path.join(path, LMDB_DATA_FILE))
+    if os.path.isdir(path) and not is_lmdb:
+        if out is not None and fmt != "lmdb":
+            raise UsageError("--out is for --format lmdb")
+        if fmt == "lmdb":
+            return folder_to_lmdb(path, min_size, out or default_lmdb_path(path), workers,
+                                  progress)
+        return resize_folder(path, min_size, workers, progress)
+    source = open_archive(path)
+    if is_lmdb:
+        if fmt == "folders" or out is not None:
+            raise UsageError(f"{path} is an LMDB: resize.py adds its missing sizes to it in "
+                             f"place (no --format folders, no --out)")
+        return lmdb_add_sizes(source, min_size, workers, progress)
+    if fmt == "lmdb":
+        check_min_size(min_size, source.size, including_source=True)
+        sizes = output_sizes(source.size, min_size) + [source.size]
+        return items_to_lmdb(source.members, source.read_bytes, sizes,
+                             out or default_lmdb_path(path), workers, progress)
+    if out is not None:
+        raise UsageError("--out is for --format lmdb")
+    return zip_to_folders(source, min_size, workers, progress)
+
+
 def default_signals():
     """In a pool worker: SIGTERM ends it at once and Ctrl-C is left to the parent. Forked
     workers otherwise inherit cli.run's handlers, and Pool.terminate()'s SIGTERM then raised
-    inside a worker that held the task queue's lock, so the other worker waited on that lock
-    forever and so did resize.py (seen once in make demo, 2026-11-29)."""
+    inside a worker that could hold the task queue's lock, so that the other worker and
+    resize.py itself waited on that lock forever."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def output_description(args, sizes):
+    """Where a run wrote, for its closing line."""
+    path = os.path.normpath(args.path)
+    if os.path.isfile(os.path.join(path, LMDB_DATA_FILE)):
+        return f"{path} (sizes {', '.join(map(str, sizes)) or 'none missing'})"
+    if args.format == "lmdb":
+        out = args.out or default_lmdb_path(args.path)
+        return f"{out} (sizes {', '.join(map(str, sizes))})"
+    parent = os.path.splitext(path)[0] if os.path.isfile(path) else os.path.dirname(path)
+    return ", ".join(os.path.join(parent, str(s)) for s in sizes)
+
+
 def main(args):
-    """Run resize_folder for parsed command-line ``args`` and print the closing summary line."""
-    summary = resize_folder(args.path, args.min_size, args.workers, progress=not args.quiet)
-    parent = os.path.dirname(os.path.normpath(args.path))
-    folders = ", ".join(os.path.join(parent, str(s)) for s in summary.sizes)
+    """Run resize_path for parsed command-line ``args`` and print the closing summary line."""
+    summary = resize_path(args.path, args.min_size, args.workers, progress=not args.quiet,
+                          fmt=args.format, out=args.out)
+    folders = output_description(args, summary.sizes)
     print(f"resize.py: {summary.images} images -> {folders}: {summary.written} written, "
           f"{summary.skipped} skipped (up to date), {summary.unreadable} unreadable")
     return summary
@@ -249,19 +455,33 @@ def parse_args(argv=None):
                     "from --min_size up to half the folder's size, in folders named by size "
                     "beside it (data/128 -> data/64, data/32, ...).")
     parser.add_argument("path", help="source folder, named after its image size, e.g. data/128 "
-                                     "(only read, never modified)")
+                                     "(only read, never modified); or a dataset_tool.py zip "
+                                     "(writes its smaller sizes in folders beside it: data.zip "
+                                     "-> data/8, ...); or an LMDB of the PyTorch original's "
+                                     "prepare_data.py (adds the sizes it lacks below its "
+                                     "largest, in place)")
     parser.add_argument("--min_size", type=int, default=8,
                         help="smallest size to write, a power of two (default: 8)")
     parser.add_argument("--workers", type=int, default=None,
                         help="parallel processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="folders: one folder per size (the default for a folder or a zip); "
+                             "lmdb: one LMDB of the PyTorch original's layout holding every "
+                             "size from --min_size up to the source's (keys '8-00000', ..., "
+                             "'length'; JPEG at quality 100), which the original's train.py "
+                             "reads unchanged (the default, in place, for an LMDB)")
+    parser.add_argument("--out", default=None,
+                        help="the LMDB --format lmdb writes; it must not exist (default: "
+                             "data.lmdb beside data/ for data/128, beside data.zip for a zip)")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
-        parser.exit(EXIT_USAGE, "resize.py: error: --workers must be at least 1\n")
+        parser.error("--workers must be at least 1")
     return args
 
 
 if __name__ == "__main__":
-    # bad input: exit 2; an output that cannot be written (WriteError): 1; Ctrl-C 130, SIGTERM 143
+    # bad input (a hostile or unfinished zip or LMDB too): exit 2; an output that cannot be
+    # written (WriteError): 1; Ctrl-C 130, SIGTERM 143
     cli.run(argparse.ArgumentParser(prog="resize.py"), lambda: main(parse_args()),
-            usage=(ResizeError,))
+            failures=(DatasetError,))

@@ -1,5 +1,6 @@
 """resize.py on small image folders written here: sizes, names, pixels, colour modes, re-runs."""
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -9,7 +10,9 @@ import pytest
 from PIL import Image
 
 import resize
-from resize import ResizeError, resize_folder
+from cli import UsageError
+from files import images
+from resize import resize_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_SIZE = 32
@@ -140,7 +143,7 @@ def test_grayscale_palette_and_cmyk_become_rgb(tmp_path):
     # JPEG outputs are lossy: compare the decoded result loosely, the conversion exactly
     np.testing.assert_allclose(out, lanczos(expected, 16), atol=5)
     with Image.open(folder / "cmyk.jpg") as img:
-        np.testing.assert_allclose(np.asarray(resize.to_rgb(img)), expected, atol=1)
+        np.testing.assert_allclose(np.asarray(images.to_rgb(img)), expected, atol=1)
 
 
 def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
@@ -245,7 +248,7 @@ def test_rerun_skips_up_to_date_outputs_and_never_touches_the_source(rgb_folder)
     (lambda tmp: (tmp / "32").mkdir() or tmp / "32", 32, "smaller than the source size"),
 ])
 def test_bad_input_raises_a_clear_error(tmp_path, make, min_size, message):
-    with pytest.raises(ResizeError, match=message):
+    with pytest.raises(UsageError, match=message):
         resize_folder(str(make(tmp_path)), min_size=min_size, workers=1, progress=False)
 
 
@@ -272,7 +275,6 @@ def test_pool_workers_die_of_sigterm_and_leave_ctrl_c_to_the_parent():
     the task queue's lock hung Pool.terminate and resize.py with it)."""
     import multiprocessing
     import signal
-    import resize
     previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as cli.run installs one
     try:
         with multiprocessing.Pool(1, initializer=resize.default_signals) as pool:
@@ -285,3 +287,32 @@ def test_pool_workers_die_of_sigterm_and_leave_ctrl_c_to_the_parent():
 def _worker_handlers():
     import signal
     return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+
+def test_format_lmdb_writes_every_size_up_to_the_source_into_one_database(tmp_path, rgb_folder):
+    import lmdb
+    folder, pixels = rgb_folder
+    done = run_cli(str(folder), "--min_size", "8", "--format", "lmdb", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    out = str(folder.parent) + ".lmdb"
+    assert f"3 images -> {out} (sizes 8, 16, 32): 9 written" in done.stdout
+    with lmdb.open(out, readonly=True, lock=False) as env, env.begin() as txn:
+        assert txn.get(b"length") == b"3"
+        for index, name in enumerate(sorted(pixels)):
+            for size in (8, 16, 32):
+                with Image.open(io.BytesIO(txn.get(f"{size}-{index:05d}".encode()))) as img:
+                    got = np.asarray(img).astype(int)
+                want = pixels[name] if size == 32 else lanczos(pixels[name], size)
+                assert img.format == "JPEG" and np.abs(got - want).max() <= 8
+    assert sorted(os.listdir(folder.parent)) == ["32"]  # no folders written
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--out", "x.lmdb"), "--out is for --format lmdb"),
+    (("--format", "tar"), "invalid choice: 'tar'"),
+])
+def test_format_flags_are_checked(rgb_folder, args, message):
+    folder, _ = rgb_folder
+    run = run_cli(str(folder), *args)
+    last = run.stderr.strip().split("\n")[-1]  # argparse prints its usage lines first
+    assert run.returncode == 2 and last.startswith("resize.py: error:") and message in last
