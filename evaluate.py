@@ -21,7 +21,14 @@ the SWD over iterations (plot.py, with Pillow).
 Both sets enter the metric as the uint8 values a PNG holds: the data set's images as read from
 their files (RGB, resized like dataset.py when a file is not ``--size`` px), the generator's
 [-1, 1] outputs exactly as grid.py writes them to a PNG (clamped to [-1, 1], mapped to 0..255,
-rounded to nearest). FID is not computed: it needs Inception weights this project cannot fetch.
+rounded to nearest).
+
+``--metric fid`` and ``--metric kid`` (with or instead of ``swd``) score the same sets with
+pytorch-fid's Inception-v3 (``metrics/inception.py``, its weight file from ``--inception`` or
+torch hub's cache) and ``metrics/fid.py``: both sets at ``--size`` px, each resized bilinearly to
+299 px as pytorch-fid does. The real images' features are cached (``--cache``) under a key of
+the folder's files, the size, the count, the seed and the weight file's hash. Given two image
+folders, the first one's images are scored against the second's (docs/fid.md).
 """
 import argparse
 import csv
@@ -37,16 +44,17 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 
 import cli
-import swd
-from atomic import atomic_write
-from checkpoint import CheckpointError, load_generator, size_beyond_training
+from cli import UsageError
+from metrics import fid, inception, swd
+from files.atomic import WriteError, atomic_write
+from files.checkpoint import CheckpointError, load_generator, size_beyond_training
 from dataset import IMAGE_ERRORS, DatasetError, check_resolutions, resolution_folder
-from grid import to_uint8_image
+from files.grid import to_uint8_image
 from model import (MEAN_STYLE_LATENTS, StyledGenerator, average_style, size_for_step,
                    step_for_size)
-from plot import Line, Panel, Series, save_panels
-from resize import list_images, prepare_image
-from run_folder import CHECKPOINT_DIR, LOG_FILE
+from files.plot import Line, Panel, Series, save_panels
+from files.images import list_images, prepare_image
+from training.run_folder import CHECKPOINT_DIR, LOG_FILE
 
 DEFAULT_SIZE = 128
 DEFAULT_N = 8192
@@ -62,14 +70,18 @@ RUN_CHECKPOINT = re.compile(r"^(\d{6,})\.model$")   # train.py's checkpoint/NNNN
 RUN_TABLE = "swd.csv"               # written into the run folder: one row per checkpoint
 RUN_PLOT = "curves.png"             # losses from log.csv and SWD over iterations
 LOSS_POINTS = 200                   # the loss curves are means over about len(log) / 200 rows
+METRICS = ("swd", "fid", "kid")
+FEATURE_METRICS = ("fid", "kid")
+DEFAULT_FID_BATCH = 50              # pytorch-fid's default batch
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "stylegan_jittor", "fid")
+RUN_TABLES = {"swd": RUN_TABLE, "fid": "fid.csv", "kid": "kid.csv"}
+# How a real image reaches --size px, then the Inception's input: part of the cache key.
+REAL_RESIZE = "files.images.prepare_image (PIL LANCZOS when not already --size px)"
+INCEPTION_RESIZE = "bilinear to 299 px, align_corners False, no antialias (pytorch-fid)"
 
 
 class EvaluateError(ValueError):
-    """A flag, the data folder or the checkpoint cannot be used (one-line message)."""
-
-
-class EvaluateUsageError(EvaluateError):
-    """A flag has a value evaluate.py cannot use (exit 2; files that fail exit 1)."""
+    """The data folder or the checkpoint cannot be used (one-line message, exit 1)."""
 
 
 def to_pixels(images):
@@ -124,21 +136,137 @@ def images_per_set(available, n, real_vs_real):
 def check_args(args):
     """Validate the flags that do not depend on the files."""
     if args.path is None and not args.real_vs_real:
-        raise EvaluateUsageError("a checkpoint is needed (evaluate.py CKPT DATA), unless "
+        raise UsageError("a checkpoint is needed (evaluate.py CKPT DATA), unless "
                             "--real-vs-real is given")
     if args.path is None and args.untrained:
-        raise EvaluateUsageError("--untrained needs a checkpoint: the untrained generator takes its "
+        raise UsageError("--untrained needs a checkpoint: the untrained generator takes its "
                             "architecture")
-    try:
-        swd.level_sizes(args.size)
-    except ValueError as error:
-        raise EvaluateUsageError(f"--size: {error}") from None
-    for flag in ("n", "batch", "directions", "repeats"):
+    args.metrics = metrics_asked(args.metric)
+    if "swd" in args.metrics:
+        try:
+            swd.level_sizes(args.size)
+        except ValueError as error:
+            raise UsageError(f"--size: {error}") from None
+    elif args.size < 4 or args.size & (args.size - 1):
+        raise UsageError(f"--size must be a power of two of at least 4, got {args.size}")
+    for flag in ("n", "batch", "directions", "repeats", "fid_batch", "kid_subsets",
+                 "kid_subset_size"):
         if getattr(args, flag) < 1:
-            raise EvaluateUsageError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+            raise UsageError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if not 0 <= args.seed < 2 ** 32:
-        raise EvaluateUsageError(f"--seed must be an integer from 0 to 2**32 - 1, got "
+        raise UsageError(f"--seed must be an integer from 0 to 2**32 - 1, got "
                                  f"{args.seed}")
+
+
+def metrics_asked(values):
+    """The metrics named by --metric (repeated or comma-separated), in METRICS' order; SWD when
+    none is named."""
+    asked = set()
+    for value in values or ["swd"]:
+        for name in value.split(","):
+            name = name.strip().lower()
+            if name not in METRICS:
+                raise UsageError(f"--metric: {name!r} is not one of {', '.join(METRICS)}")
+            asked.add(name)
+    return [name for name in METRICS if name in asked]
+
+
+def load_inception(args):
+    """``(model, path, sha256)``: pytorch-fid's Inception with the weights of --inception (or
+    the default location), or EvaluateError with one line saying where to get the file."""
+    path = args.inception or inception.default_weights_path()
+    if not os.path.isfile(path):
+        raise EvaluateError(inception.missing_weights_message(path))
+    try:
+        model = inception.load_weights(path)
+    except inception.InceptionWeightsError as error:
+        raise EvaluateError(str(error)) from None
+    digest = inception.file_sha256(path)
+    if not digest.startswith(inception.WEIGHTS_SHA256_PREFIX):
+        print(f"note: {path} is not pytorch-fid's published file (its SHA-256 does not start "
+              f"with {inception.WEIGHTS_SHA256_PREFIX}): FID and KID are not comparable with "
+              f"published values", file=sys.stderr)
+    return model, path, digest
+
+
+def image_features(network, images, args, desc):
+    """(N, 2048) Inception features of uint8 images, --fid_batch at a time."""
+    with tqdm(total=len(images), desc=desc, unit="img", file=sys.stderr) as progress:
+        return inception.features(network[0], images, args.fid_batch, progress)
+
+
+def reference_features(network, folder, names, n, args, read):
+    """Features of the reference real set (``read()`` gives its images), from the cache when
+    the cached key is exactly this one: the folder's files (names, sizes, times), --size, the
+    count, the seed that picks them, both resizes and the weight file's hash. Any other cached
+    key is said and recomputed; the new features replace it."""
+    key = dict(format=fid.CACHE_FORMAT, folder=os.path.abspath(folder),
+               files=fid.folder_fingerprint(folder, names), size=args.size, n=n,
+               seed=args.seed, real_resize=REAL_RESIZE, inception_resize=INCEPTION_RESIZE,
+               weights_sha256=network[2])
+    path = None if args.no_cache else fid.cache_path(args.cache, folder, args.size)
+    if path is not None:
+        cached, why = fid.read_cached_features(path, key)
+        if cached is not None:
+            print(f"real features from the cache {path}", file=sys.stderr)
+            return cached
+        if why:
+            print(f"note: the cached real features {path} were {why}", file=sys.stderr)
+    features = image_features(network, read(), args, "inception real")
+    if path is not None:
+        try:
+            fid.write_cached_features(path, key, features)
+        except (OSError, WriteError) as error:
+            print(f"note: the real features were not cached ({error})", file=sys.stderr)
+    return features
+
+
+def feature_scores(reference, candidate, args):
+    """``{"fid": value, "kid": (mean, std) x 1e3}`` for the metrics asked, saying when the
+    Fréchet distance needed pytorch-fid's offset."""
+    scores = {}
+    if "fid" in args.metrics:
+        result = fid.fid(reference, candidate)
+        if result.offset:
+            print(f"note: the covariances' product is singular: {result.offset:g} was added to "
+                  f"their diagonals, as pytorch-fid does", file=sys.stderr)
+        scores["fid"] = result.distance
+    if "kid" in args.metrics:
+        result = fid.kid(reference, candidate, args.kid_subsets, args.kid_subset_size,
+                         args.seed)
+        scores["kid"] = (result.mean * fid.KID_SCALE, result.std * fid.KID_SCALE)
+    return scores
+
+
+def feature_note(n):
+    """The warning due when the sets are too small for a full-rank covariance."""
+    if n <= inception.FEATURES:
+        print(f"note: sets of {n} images, no more than the {inception.FEATURES} features: the "
+              f"covariances are singular and FID is biased upward at this size (the papers use "
+              f"50000); compare values only at the same --n", file=sys.stderr)
+
+
+def feature_header(args, n):
+    names = " and ".join({"fid": "FID", "kid": "KID x 1e3"}[m] for m in args.metrics
+                         if m in FEATURE_METRICS)
+    return (f"{names} (pytorch-fid's Inception-v3, 2048 pool features): both sets scored at "
+            f"{args.size} px, each image resized bilinearly to 299 px; sets of {n} images, seed "
+            f"{args.seed}; lower is better")
+
+
+def format_feature_table(metrics, columns):
+    """Markdown table: one row per metric (FID, KID x 1e3 with its standard deviation over
+    subsets), one column per comparison."""
+    names = list(columns)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    if "fid" in metrics:
+        lines.append("| FID | " + " | ".join(f"{columns[n]['fid']:.{DIGITS}f}" for n in names)
+                     + " |")
+    if "kid" in metrics:
+        lines.append("| KID x 1e3 | " + " | ".join(
+            f"{columns[n]['kid'][0]:.{DIGITS}f} ± {columns[n]['kid'][1]:.{DIGITS}f}"
+            for n in names) + " |")
+    return "\n".join(lines)
 
 
 def load(path, size):
@@ -239,25 +367,49 @@ def read_log(run):
 def write_run_table(path, levels, rows):
     """``path``: CSV, one row per checkpoint: iteration, images_seen, size (trained then),
     swd_<L>px per level and swd_average (x 1e3); written through a temporary file."""
-    columns = (["iteration", "images_seen", "size"] + [f"swd_{level}px" for level in levels]
-               + ["swd_average"])
+    columns = [f"swd_{level}px" for level in levels] + ["swd_average"]
+    return write_csv(path, columns, rows, lambda row: row["swd"])
+
+
+def write_feature_table(path, metric, size, rows):
+    """``path``: CSV, one row per checkpoint: iteration, images_seen, size (trained then) and
+    ``fid_<size>px``, or ``kid_<size>px`` and ``kid_<size>px_std`` (x 1e3), at the scored
+    --size."""
+    columns = [f"fid_{size}px"] if metric == "fid" else [f"kid_{size}px", f"kid_{size}px_std"]
+    return write_csv(path, columns, rows,
+                     lambda row: [row[metric]] if metric == "fid" else list(row[metric]))
+
+
+def write_csv(path, columns, rows, values):
     with atomic_write(path) as temporary:
         with open(temporary, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(columns)
+            writer.writerow(["iteration", "images_seen", "size"] + columns)
             for row in rows:
                 writer.writerow([row["iteration"], row["images_seen"], row["size"]]
-                                + [f"{value:.{DIGITS}f}" for value in row["swd"]])
+                                + [f"{value:.{DIGITS}f}" for value in values(row)])
     return path
 
 
-def format_run_table(levels, rows):
-    """Markdown table of a run: one row per checkpoint."""
-    lines = ["| iteration | images seen | size | " + " | ".join(f"{level} px" for level in levels)
-             + " | average |", "|---:|---:|---:|" + "---:|" * (len(levels) + 1)]
+def format_run_table(levels, rows, metrics=("swd",), size=None):
+    """Markdown table of a run: one row per checkpoint, the SWD levels and average, FID and
+    KID x 1e3 (at ``size`` px) for the metrics asked."""
+    heads, cells = [], []
+    if "swd" in metrics:
+        heads += [f"SWD {level} px" for level in levels] + ["SWD average"]
+        cells.append(lambda row: [f"{v:.{DIGITS}f}" for v in row["swd"]])
+    if "fid" in metrics:
+        heads.append(f"FID ({size} px)")
+        cells.append(lambda row: [f"{row['fid']:.{DIGITS}f}"])
+    if "kid" in metrics:
+        heads.append(f"KID x 1e3 ({size} px)")
+        cells.append(lambda row: [f"{row['kid'][0]:.{DIGITS}f} ± {row['kid'][1]:.{DIGITS}f}"])
+    lines = ["| iteration | images seen | size | " + " | ".join(heads) + " |",
+             "|---:|---:|---:|" + "---:|" * len(heads)]
     for row in rows:
+        values = [value for cell in cells for value in cell(row)]
         lines.append(f"| {row['iteration']} | {row['images_seen']} | {row['size']} px | "
-                     + " | ".join(f"{value:.{DIGITS}f}" for value in row["swd"]) + " |")
+                     + " | ".join(values) + " |")
     return "\n".join(lines)
 
 
@@ -268,10 +420,10 @@ def smoothed(xs, ys, points=LOSS_POINTS):
             [float(np.mean(ys[i:i + window])) for i in range(0, len(ys), window)])
 
 
-def plot_run(path, log, levels, rows, references):
-    """``path``: the losses of ``log`` (window means) above the SWD of ``rows`` per level and
-    average, with ``references`` (name -> per-level values and average) as dashed lines at their
-    average, and a grey line where each size starts."""
+def plot_run(path, log, levels, rows, references, metrics=("swd",), size=None):
+    """``path``: the losses of ``log`` (window means) above one panel per metric asked: the SWD
+    of ``rows`` per level and average, FID, KID x 1e3; ``references`` (name -> {metric: value})
+    as dashed lines, and a grey line where each size starts."""
     iterations = [row["iteration"] for row in log]
     sizes = [Line(row["iteration"], f"{row['size']} px") for previous, row in zip([None] + log, log)
              if previous is None or previous["size"] != row["size"]]
@@ -279,24 +431,35 @@ def plot_run(path, log, levels, rows, references):
     losses = [Series(f"{name} loss", *smoothed(iterations, [row[key] for row in log]))
               for name, key in (("G", "g_loss"), ("D", "d_loss"))]
     checkpoints = [row["iteration"] for row in rows]
-    scores = [Series(f"{level} px", checkpoints, [row["swd"][i] for row in rows], markers=True)
-              for i, level in enumerate(levels)]
-    if len(levels) > 1:
-        scores.append(Series("average", checkpoints, [row["swd"][-1] for row in rows],
-                             markers=True))
-    lines = [Line(values[-1], f"{name} (average)") for name, values in references.items()]
     title = "losses" if window == 1 else f"losses (means of {window} iterations)"
-    return save_panels(path, [Panel(title, losses, vlines=sizes),
-                              Panel("SWD x 1e3 (lower is better)", scores, hlines=lines,
-                                    vlines=sizes)])
+    panels = [Panel(title, losses, vlines=sizes)]
+    if "swd" in metrics:
+        scores = [Series(f"{level} px", checkpoints, [row["swd"][i] for row in rows],
+                         markers=True) for i, level in enumerate(levels)]
+        if len(levels) > 1:
+            scores.append(Series("average", checkpoints, [row["swd"][-1] for row in rows],
+                                 markers=True))
+        lines = [Line(values["swd"][-1], f"{name} (average)")
+                 for name, values in references.items()]
+        panels.append(Panel("SWD x 1e3 (lower is better)", scores, hlines=lines, vlines=sizes))
+    for metric, label in (("fid", "FID"), ("kid", "KID x 1e3")):
+        if metric in metrics:
+            value = (lambda v: v) if metric == "fid" else (lambda v: v[0])
+            series = [Series(f"{label} at {size} px", checkpoints,
+                             [value(row[metric]) for row in rows], markers=True)]
+            lines = [Line(value(values[metric]), name) for name, values in references.items()]
+            panels.append(Panel(f"{label} at {size} px (lower is better)", series, hlines=lines,
+                                vlines=sizes))
+    return save_panels(path, panels)
 
 
 def evaluate_run(args):
     """Score every ``checkpoint/NNNNNN.model`` of the run folder ``args.path`` as ``main`` scores
     one checkpoint (same real set, latents and seeds, so each row equals that checkpoint scored
     alone at the size it had reached). A checkpoint saved below ``--size`` generates at its size,
-    repeated to ``--size`` px. Writes RUN/swd.csv and RUN/curves.png, prints the table; returns
-    ``dict(levels, n, rows, references, table, plot)``."""
+    repeated to ``--size`` px. Writes RUN/swd.csv (fid.csv, kid.csv for those metrics) and
+    RUN/curves.png, prints the table; returns ``dict(levels, n, rows, references, tables,
+    table, plot)``."""
     run = args.path
     checkpoints = run_checkpoints(run)
     log = read_log(run)
@@ -305,8 +468,13 @@ def evaluate_run(args):
         if iteration not in logged:
             raise EvaluateError(f"{os.path.join(run, LOG_FILE)}: no row for iteration "
                                 f"{iteration} ({path}); score that checkpoint alone")
+    network = load_inception(args) if set(args.metrics) & set(FEATURE_METRICS) else None
     folder, names, n = real_set(args)
-    real = read_real_set(folder, names, n, args)
+    real = RealImages(folder, names, n, args)
+    reference = None
+    if network is not None:
+        feature_note(n)
+        reference = reference_features(network, folder, names, n, args, real.reference)
     rows = []
     for iteration, path in checkpoints:
         size = min(logged[iteration]["size"], args.size)
@@ -315,35 +483,83 @@ def evaluate_run(args):
         with tqdm(total=n, desc=f"generate {iteration}", unit="img", file=sys.stderr) as progress:
             images = generate_images(generator, step, n, args.batch, args.truncation, progress,
                                      out_size=args.size)
-        result = score(real[:n], [images], args)
-        rows.append(dict(iteration=iteration, images_seen=logged[iteration]["images_seen"],
-                         size=logged[iteration]["size"],
-                         swd=[float(v) for v in result.distances[0]] + [float(result.averages[0])]))
+        row = dict(iteration=iteration, images_seen=logged[iteration]["images_seen"],
+                   size=logged[iteration]["size"])
+        row.update(candidate_scores(real, reference, images, network, args))
+        rows.append(row)
     references = {}
     if args.untrained:
         untrained = untrained_generator(info, args.seed)
         with tqdm(total=n, desc="untrained", unit="img", file=sys.stderr) as progress:
-            images = generate_images(untrained, step_for_size(args.size), n, args.batch,
-                                     args.truncation, progress)
-        references[UNTRAINED_COLUMN] = images
+            references[UNTRAINED_COLUMN] = generate_images(
+                untrained, step_for_size(args.size), n, args.batch, args.truncation, progress)
     if args.real_vs_real:
-        references[FLOOR_COLUMN] = real[n:]
+        references[FLOOR_COLUMN] = real.floor()
     for name, images in references.items():
-        result = score(real[:n], [images], args)
-        references[name] = [float(v) for v in result.distances[0]] + [float(result.averages[0])]
-    levels = result.levels
-    table = write_run_table(os.path.join(run, RUN_TABLE), levels, rows)
-    picture = plot_run(os.path.join(run, RUN_PLOT), log, levels, rows, references)
-    print(f"SWD x 1e3 (Karras et al. 2018) of each checkpoint of {run}, {args.size} px, sets of "
-          f"{n} images, seed {args.seed}; lower is better")
-    print(format_run_table(levels, rows))
+        references[name] = candidate_scores(real, reference, images, network, args)
+    levels = swd.level_sizes(args.size) if "swd" in args.metrics else []
+    tables = {}
+    if "swd" in args.metrics:
+        tables["swd"] = write_run_table(os.path.join(run, RUN_TABLE), levels, rows)
+    for metric in FEATURE_METRICS:
+        if metric in args.metrics:
+            tables[metric] = write_feature_table(os.path.join(run, RUN_TABLES[metric]), metric,
+                                                 args.size, rows)
+    picture = plot_run(os.path.join(run, RUN_PLOT), log, levels, rows, references, args.metrics,
+                       args.size)
+    names_asked = ", ".join({"swd": "SWD x 1e3 (Karras et al. 2018)", "fid": "FID",
+                             "kid": "KID x 1e3"}[m] for m in args.metrics)
+    print(f"{names_asked} of each checkpoint of {run}, {args.size} px (generated and real images "
+          f"alike), sets of {n} images, seed {args.seed}; lower is better")
+    print(format_run_table(levels, rows, args.metrics, args.size))
     for name, values in references.items():
-        print(f"{name}: " + ", ".join(f"{level} px {value:.{DIGITS}f}"
-                                      for level, value in zip(levels, values))
-              + f", average {values[-1]:.{DIGITS}f}")
-    print(f"wrote {table} and {picture}")
-    return dict(levels=levels, n=n, rows=rows, references=references, table=table,
-                plot=picture)
+        parts = []
+        if "swd" in values:
+            parts += [f"SWD {level} px {value:.{DIGITS}f}"
+                      for level, value in zip(levels, values["swd"])]
+            parts.append(f"SWD average {values['swd'][-1]:.{DIGITS}f}")
+        if "fid" in values:
+            parts.append(f"FID {values['fid']:.{DIGITS}f}")
+        if "kid" in values:
+            parts.append(f"KID x 1e3 {values['kid'][0]:.{DIGITS}f} ± {values['kid'][1]:.{DIGITS}f}")
+        print(f"{name}: " + ", ".join(parts))
+    print(f"wrote {', '.join(tables.values())} and {picture}")
+    return dict(levels=levels, n=n, rows=rows, references=references, tables=tables,
+                table=tables.get("swd"), plot=picture)
+
+
+class RealImages:
+    """The real images compared, read once and only when a metric needs their pixels: the
+    reference set (the first ``n`` of a random order, with ``--seed``) and, with
+    --real-vs-real, the next ``n`` (the floor)."""
+
+    def __init__(self, folder, names, n, args):
+        self.folder, self.names, self.n, self.args = folder, names, n, args
+        self._images = None
+
+    def _all(self):
+        if self._images is None:
+            self._images = read_real_set(self.folder, self.names, self.n, self.args)
+        return self._images
+
+    def reference(self):
+        return self._all()[:self.n]
+
+    def floor(self):
+        return self._all()[self.n:]
+
+
+def candidate_scores(real, reference, images, network, args):
+    """``{"swd": [per level..., average], "fid": ..., "kid": (mean, std)}`` of one candidate
+    set of images against the real reference set, for the metrics asked."""
+    scores = {}
+    if "swd" in args.metrics:
+        result = score(real.reference(), [images], args)
+        scores["swd"] = [float(v) for v in result.distances[0]] + [float(result.averages[0])]
+    if network is not None:
+        scores.update(feature_scores(reference, image_features(network, images, args,
+                                                               "inception"), args))
+    return scores
 
 
 def real_set(args):
@@ -375,18 +591,78 @@ def score(reference, candidates, args):
                                   directions_per_repeat=args.directions, progress=progress)
 
 
+def is_run_folder(path):
+    return os.path.isdir(os.path.join(path, CHECKPOINT_DIR))
+
+
+def folder_images(path, size):
+    """An image folder given directly (its images), or a data root (its ``<size>/`` folder)."""
+    names = list_images(path)
+    if names:
+        return path, names
+    return image_folder(path, size)
+
+
+def evaluate_folders(args):
+    """Score the images of the folder ``args.path`` against those of DATA (a folder of images,
+    or a data root's ``DATA/<size>``), as pytorch-fid compares two folders: sets of as many
+    images as both hold (at most --n, drawn with --seed), all read at --size px."""
+    if args.real_vs_real or args.untrained:
+        raise UsageError("--real-vs-real and --untrained need a checkpoint or a run folder, not "
+                         "a folder of images")
+    network = load_inception(args) if set(args.metrics) & set(FEATURE_METRICS) else None
+    folder, names = folder_images(args.data, args.size)
+    candidates = list_images(args.path)
+    n = min(args.n, len(names), len(candidates))
+    if n < 2:
+        raise EvaluateError(f"two folders of at least 2 images are needed; {args.path} holds "
+                            f"{len(candidates)}, {folder} {len(names)}")
+    if n < args.n:
+        print(f"note: comparing sets of {n} images ({args.path} holds {len(candidates)}, "
+              f"{folder} {len(names)}, --n is {args.n})", file=sys.stderr)
+    real = RealImages(folder, names, n, args)
+    order = np.random.default_rng(args.seed).permutation(len(candidates))
+    with tqdm(total=n, desc="read", unit="img", file=sys.stderr) as progress:
+        images = read_images([os.path.join(args.path, candidates[i]) for i in order[:n]],
+                             args.size, progress)
+    reference = None
+    if network is not None:
+        feature_note(n)
+        reference = reference_features(network, folder, names, n, args, real.reference)
+    column = f"{args.path} vs {folder}"
+    scores = candidate_scores(real, reference, images, network, args)
+    result = dict(n=n, columns={column: scores.get("swd")} if "swd" in scores else {},
+                  scores={column: scores})
+    if "swd" in scores:
+        levels = swd.level_sizes(args.size)
+        print(f"SWD x 1e3 (Karras et al. 2018), {args.size} px, sets of {n} images, seed "
+              f"{args.seed}; lower is better")
+        print(format_table(levels, {column: scores["swd"]}))
+        result["levels"] = levels
+    if network is not None:
+        print(feature_header(args, n))
+        print(format_feature_table(args.metrics, {column: scores}))
+    return result
+
+
 def main(args):
-    """Print the SWD table the flags ask for; returns ``dict(levels, n, columns)`` where
-    ``columns`` maps each comparison to its per-level values and their average (x 1e3)."""
+    """Print the tables the flags ask for; returns ``dict(levels, n, columns, scores)``:
+    ``columns`` maps each comparison to its SWD per level and average (x 1e3), ``scores`` to
+    its ``{"swd": ..., "fid": ..., "kid": (mean, std)}`` for the metrics asked."""
     check_args(args)
     if args.path is not None and os.path.isdir(args.path):
-        return evaluate_run(args)
+        if is_run_folder(args.path) or not list_images(args.path):
+            return evaluate_run(args)
+        return evaluate_folders(args)
+    network = load_inception(args) if set(args.metrics) & set(FEATURE_METRICS) else None
     folder, names, n = real_set(args)
     loaded = load(args.path, args.size) if args.path is not None else None
     if loaded is not None:
         jt.set_global_seed(args.seed)  # the latents and the generator's noise
 
-    real = read_real_set(folder, names, n, args)
+    real = RealImages(folder, names, n, args)
+    if "swd" in args.metrics or args.real_vs_real:
+        real.reference()  # read before generating, so the latents do not depend on the metrics
     candidates, columns = [], []
     if loaded is not None:
         generator, info, step = loaded
@@ -404,16 +680,30 @@ def main(args):
                                                   args.truncation, progress))
             columns.append(UNTRAINED_COLUMN)
     if args.real_vs_real:
-        candidates.append(real[n:])
+        candidates.append(real.floor())
         columns.append(FLOOR_COLUMN)
 
-    result = score(real[:n], candidates, args)
-    table = {name: [float(v) for v in result.distances[i]] + [float(result.averages[i])]
-             for i, name in enumerate(columns)}
-    print(f"SWD x 1e3 (Karras et al. 2018), {args.size} px, sets of {n} images, seed "
-          f"{args.seed}; lower is better")
-    print(format_table(result.levels, table))
-    return dict(levels=result.levels, n=n, columns=table)
+    scores = {name: {} for name in columns}
+    table, levels = {}, []
+    if "swd" in args.metrics:
+        result = score(real.reference(), candidates, args)
+        table = {name: [float(v) for v in result.distances[i]] + [float(result.averages[i])]
+                 for i, name in enumerate(columns)}
+        levels = result.levels
+        for name in columns:
+            scores[name]["swd"] = table[name]
+        print(f"SWD x 1e3 (Karras et al. 2018), {args.size} px, sets of {n} images, seed "
+              f"{args.seed}; lower is better")
+        print(format_table(levels, table))
+    if network is not None:
+        feature_note(n)
+        reference = reference_features(network, folder, names, n, args, real.reference)
+        for name, images in zip(columns, candidates):
+            scores[name].update(feature_scores(
+                reference, image_features(network, images, args, "inception"), args))
+        print(feature_header(args, n))
+        print(format_feature_table(args.metrics, scores))
+    return dict(levels=levels, n=n, columns=table, scores=scores)
 
 
 def build_parser():
@@ -423,7 +713,9 @@ def build_parser():
                     "from --size down to 16 px, and averaged; lower is better. Given a "
                     "training run's folder instead of a checkpoint, scores every "
                     f"checkpoint/NNNNNN.model in it and writes RUN/{RUN_TABLE} and "
-                    f"RUN/{RUN_PLOT}. FID is not computed.")
+                    f"RUN/{RUN_PLOT}. With --metric fid or kid, also (or instead) FID and KID "
+                    "with pytorch-fid's Inception-v3; given a folder of images instead of a "
+                    "checkpoint, scores its images against DATA's.")
     parser.add_argument("path", nargs="?", metavar="CKPT",
                         help="generator checkpoint: a generator state dict or a training "
                              "checkpoint (its g_running is used); may be left out with "
@@ -434,12 +726,17 @@ def build_parser():
                              "losses of RUN/log.csv above the SWD over iterations (with "
                              "--untrained and --real-vs-real as dashed lines); a checkpoint "
                              "saved before training reached --size generates at its size, each "
-                             "pixel repeated to --size")
+                             "pixel repeated to --size. Or a folder of images (generate.py's "
+                             "--n_images outputs, say): its images are scored against DATA's, "
+                             "both read at --size px")
     parser.add_argument("data", metavar="DATA",
                         help="data root holding DATA/<size>/ with the real images (the layout "
-                             "resize.py writes)")
+                             "resize.py writes); when the first argument is a folder of images, "
+                             "DATA may also be a folder of images itself")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                        help="image side in px, a power of two from 16 to 1024; reads "
+                        help="image side in px, a power of two up to 1024, from 16 with swd "
+                             "(from 4 for fid and kid alone), at which generated and real images "
+                             "alike are scored; reads "
                              f"DATA/<size>/ and generates at that size (default {DEFAULT_SIZE})")
     parser.add_argument("--n", type=int, default=DEFAULT_N,
                         help="images in each compared set: --n generated vs --n real (and, with "
@@ -466,6 +763,37 @@ def build_parser():
                              "paper's 512 projections)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                         help=f"images per generator forward pass (default {DEFAULT_BATCH})")
+    parser.add_argument("--metric", action="append", metavar="NAME",
+                        help="what to compute: swd, fid or kid, repeated or comma-separated "
+                             "(--metric swd,fid); default swd alone, which needs no weights. fid "
+                             "and kid score both sets at --size px with pytorch-fid's "
+                             "Inception-v3 (each image resized bilinearly to 299 px) and need its "
+                             "weight file (--inception); KID is reported x 1e3 with its standard "
+                             "deviation over subsets; a run folder then also gets RUN/fid.csv, "
+                             "RUN/kid.csv and their panels in RUN/curves.png")
+    parser.add_argument("--inception", metavar="FILE",
+                        help="pytorch-fid's weight file pt_inception-2015-12-05-6726825d.pth, "
+                             "read without PyTorch (default: where pytorch-fid's own download "
+                             "lands, $TORCH_HOME/hub/checkpoints/ or "
+                             "~/.cache/torch/hub/checkpoints/); nothing is downloaded")
+    parser.add_argument("--fid_batch", "--fid-batch", type=int, default=DEFAULT_FID_BATCH,
+                        help="images per Inception forward pass: memory grows with it "
+                             f"(default {DEFAULT_FID_BATCH})")
+    parser.add_argument("--cache", default=DEFAULT_CACHE, metavar="DIR",
+                        help="folder of the cached real-image features for fid and kid, one "
+                             "file per data folder and size, used only when its key (the "
+                             "folder's file names, sizes and times, --size, --n, --seed, the "
+                             "resizes, the weight file's SHA-256) matches exactly, else "
+                             f"recomputed (default {DEFAULT_CACHE})")
+    parser.add_argument("--no_cache", "--no-cache", action="store_true",
+                        help="neither read nor write cached real-image features")
+    parser.add_argument("--kid_subsets", "--kid-subsets", type=int, default=fid.KID_SUBSETS,
+                        help=f"KID: random subsets averaged (default {fid.KID_SUBSETS}, the KID "
+                             "paper's)")
+    parser.add_argument("--kid_subset_size", "--kid-subset-size", type=int,
+                        default=fid.KID_SUBSET_SIZE,
+                        help="KID: images per subset, at most the set's size (default "
+                             f"{fid.KID_SUBSET_SIZE})")
     parser.add_argument("--truncation", type=float, default=NO_TRUNCATION, metavar="PSI",
                         help="truncation psi: w = mean + psi (w - mean), the mean style over "
                              f"{MEAN_STYLE_LATENTS} latents; 1 = none (default {NO_TRUNCATION:g}, "
@@ -475,5 +803,4 @@ def build_parser():
 
 if __name__ == "__main__":
     _parser = build_parser()
-    cli.run(_parser, lambda: main(_parser.parse_args()), usage=(EvaluateUsageError,),
-            failures=(EvaluateError,))
+    cli.run(_parser, lambda: main(_parser.parse_args()), failures=(EvaluateError,))

@@ -12,9 +12,9 @@ from PIL import Image
 import jittor as jt
 
 import evaluate
-import swd
-from checkpoint import atomic_save
-from grid import save_image_grid
+from metrics import swd
+from files.checkpoint import atomic_save
+from files.grid import save_image_grid
 from model import StyledGenerator
 from test_swd import random_discs
 
@@ -158,7 +158,7 @@ def test_untrained_adds_a_fresh_generator_of_the_same_architecture(checkpoint, d
     assert shapes == {k: tuple(v.shape) for k, v in saved.items()}
     assert not np.allclose(fresh.state_dict()["style.1.linear.weight_orig"].numpy(),
                            saved["style.1.linear.weight_orig"])
-    with pytest.raises(evaluate.EvaluateError, match="--untrained needs a checkpoint"):
+    with pytest.raises(evaluate.UsageError, match="--untrained needs a checkpoint"):
         run([data, "--real-vs-real", "--untrained", "--size", "16"])
 
 
@@ -179,7 +179,7 @@ def test_bad_flags_and_folders_fail_with_one_line_naming_them(checkpoint, data, 
          "not a checkpoint: a PNG image"),
     ]
     for argv, message in cases:
-        with pytest.raises(evaluate.EvaluateError) as error:
+        with pytest.raises((evaluate.EvaluateError, evaluate.UsageError)) as error:
             run(argv)
         assert message in str(error.value) and "\n" not in str(error.value)
     one = tmp_path / "one"
@@ -243,7 +243,7 @@ def test_run_folder_gives_one_row_per_checkpoint_equal_to_scoring_each_alone(tin
     assert rows[1]["swd"] == alone
     # the floor: as evaluate.py DATA --real-vs-real alone
     floor = run([data, "--real-vs-real"] + flags)["columns"]["real vs real"]
-    assert result["references"] == {"real vs real": floor}
+    assert result["references"] == {"real vs real": {"swd": floor}}
     # the 8 px checkpoint: its 8 px images, each pixel repeated to 16 px, scored alone
     folder = os.path.join(data, "16")
     files = sorted(os.listdir(folder))
@@ -298,3 +298,113 @@ def test_run_folder_without_checkpoints_or_log_fails_with_one_line(tiny_run, dat
         with pytest.raises(evaluate.EvaluateError) as error:
             run([str(folder), data, "--size", "16"])
         assert message in str(error.value) and "\n" not in str(error.value)
+
+
+# --- FID and KID: pytorch-fid's Inception on seeded weights (test_fid.py checks the network) ------
+
+def fid_flags(weights, cache):
+    return ["--inception", weights, "--cache", str(cache), "--fid_batch", "4"]
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory):
+    from test_fid import seeded_weight_file
+    return seeded_weight_file(tmp_path_factory.mktemp("inception"))
+
+
+def test_fid_without_the_weight_file_says_where_to_get_it_before_any_work(checkpoint, data,
+                                                                         tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    expected = str(tmp_path / "torch" / "hub" / "checkpoints" /
+                   "pt_inception-2015-12-05-6726825d.pth")
+    monkeypatch.setattr(evaluate, "generate_images", lambda *a, **k: pytest.fail("generated"))
+    for argv in ([checkpoint, data, "--metric", "fid"],
+                 [checkpoint, data, "--metric", "swd,kid", "--inception", "nowhere.pth"]):
+        with pytest.raises(evaluate.EvaluateError) as error:
+            run(argv + ["--size", "16"])
+        message = str(error.value)
+        assert "\n" not in message and "--inception FILE" in message
+        assert "github.com/mseitzer/pytorch-fid/releases" in message
+        assert (expected if "--inception" not in argv else "nowhere.pth") in message
+    with pytest.raises(evaluate.UsageError, match="'fd' is not one of swd, fid, kid"):
+        run([checkpoint, data, "--metric", "fd"])
+
+
+@pytest.mark.slow
+def test_fid_and_kid_of_a_checkpoint_with_the_real_features_cached_under_their_key(
+        checkpoint, data, inception_weights, tmp_path, capsys):
+    from metrics import fid, inception
+    cache = tmp_path / "cache"
+    argv = [checkpoint, data, "--size", "16", "--n", "5", "--seed", "2", "--metric", "fid,kid",
+            "--kid_subsets", "3"] + fid_flags(inception_weights, cache)
+    result = run(argv)
+    captured = capsys.readouterr()
+    assert "both sets scored at 16 px" in captured.out and "SWD" not in captured.out
+    assert "| FID |" in captured.out and "| KID x 1e3 |" in captured.out
+    scores = result["scores"]["generated vs real"]
+    # by hand: the same real images and generated images through the network, then the formulas
+    folder = os.path.join(data, "16")
+    files = sorted(os.listdir(folder))
+    order = np.random.default_rng(2).permutation(len(files))
+    real = np.stack([np.asarray(Image.open(os.path.join(folder, files[i]))).transpose(2, 0, 1)
+                     for i in order[:5]])
+    generator = StyledGenerator(code_dim=8, n_mlp=2, width=8)
+    generator.load_state_dict(jt.load(checkpoint))
+    generator.eval()
+    jt.set_global_seed(2)
+    generated = evaluate.generate_images(generator, 2, 5, evaluate.DEFAULT_BATCH)
+    model = inception.load_weights(inception_weights)
+    real_features = inception.features(model, real)
+    fake_features = inception.features(model, generated)
+    assert scores["fid"] == pytest.approx(fid.fid(real_features, fake_features).distance,
+                                          rel=1e-5)
+    kid = fid.kid(real_features, fake_features, 3, 1000, seed=2)
+    assert scores["kid"][0] == pytest.approx(kid.mean * 1e3, rel=1e-4, abs=1e-6)
+    assert "sets of 5 images, no more than the 2048 features" in captured.err
+    assert "from the cache" not in captured.err
+
+    # the second run reads the real features from the cache and gives the same numbers
+    assert run(argv)["scores"] == result["scores"]
+    assert "real features from the cache" in capsys.readouterr().err
+    # a touched image file changes the key: recomputed, said, same numbers (same pixels)
+    os.utime(os.path.join(folder, files[0]), ns=(1, 1))
+    assert run(argv)["scores"] == result["scores"]
+    assert "computed for another files; recomputing" in capsys.readouterr().err
+    # another --n is another key too
+    run(argv[:4] + ["--n", "4"] + argv[6:])
+    assert "computed for another n; recomputing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fid_over_a_run_and_between_two_image_folders(tiny_run, data, inception_weights,
+                                                       tmp_path, capsys):
+    flags = ["--size", "16", "--n", "4", "--seed", "4", "--metric", "swd,fid"]
+    result = run([tiny_run, data] + flags + fid_flags(inception_weights, tmp_path / "c"))
+    out = capsys.readouterr().out
+    assert "| iteration | images seen | size | SWD 16 px | SWD average | FID (16 px) |" in out
+    with open(os.path.join(tiny_run, "fid.csv"), newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["iteration", "images_seen", "size", "fid_16px"]
+    assert [float(line[3]) for line in table[1:]] == pytest.approx(
+        [row["fid"] for row in result["rows"]], abs=6e-5)
+    assert result["tables"]["fid"] == os.path.join(tiny_run, "fid.csv")
+    with Image.open(result["plot"]) as picture:
+        assert picture.size == (900, 3 * 320)       # losses, SWD, FID
+    # the 16 px checkpoint alone gives the run's row
+    alone = run([os.path.join(tiny_run, "checkpoint", "000006.model"), data] + flags
+                + fid_flags(inception_weights, tmp_path / "c"))
+    assert alone["scores"]["generated vs real"]["fid"] == pytest.approx(result["rows"][1]["fid"],
+                                                                        rel=1e-9)
+
+    # two folders: images written as files against DATA/16, as pytorch-fid compares folders
+    written = tmp_path / "written"
+    os.makedirs(written)
+    for i, name in enumerate(sorted(os.listdir(os.path.join(data, "16")))[:6]):
+        with Image.open(os.path.join(data, "16", name)) as image:
+            image.save(written / f"{i}.png")
+    both = run([str(written), data, "--size", "16", "--n", "6", "--metric", "fid"]
+               + fid_flags(inception_weights, tmp_path / "c"))
+    column, = both["scores"]
+    assert column == f"{written} vs {os.path.join(data, '16')}"
+    assert np.isfinite(both["scores"][column]["fid"]) and both["n"] == 6
+    capsys.readouterr()
