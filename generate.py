@@ -9,6 +9,14 @@ n_col source images along the first row, then one row per target (n_row of them)
 image, then the images that take the layers in ``mixing_range`` (default (0, 1): the coarse
 4-8 px styles) from each column's source and all other layers from the row's target, which is
 what the reference's ``generator([target, source], mixing_range=(0, 1))`` computes.
+
+Beyond the reference, from files of ``files/latents.py``: ``--w FILE`` (projector.py's latents)
+replaces the random samples by the projected images: ``projected.png``, a mixing grid of them
+(``projected_mixing.png``: the layers of ``--mixing_range`` from each column's image, the others
+from each row's) and with ``--interpolate``, the straight lines between consecutive ones
+(``projected_interpolation.png``, ``.gif`` and single frames). ``--direction FILE:K`` (a
+directions.py file) writes ``direction_K.png``: one row per projected image or random sample,
+one column per ``--strength``, the edit applied to the file's layers only.
 """
 import argparse
 import os
@@ -21,11 +29,14 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 
 import cli
-from atomic import make_folder
-from checkpoint import CheckpointError, load_generator, size_beyond_training
-from grid import save_gif, save_image_grid
-from model import (MAX_STEP, MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS, average_style, size_for_step,
-                   step_for_size)
+from cli import UsageError
+from files.atomic import make_folder
+from files.checkpoint import CheckpointError, load_generator, size_beyond_training
+from files.grid import save_gif, save_image_grid
+from files.latents import LatentsError, load_directions, load_latents
+from latents.synthesis import edit, mix, render
+from model import (MAX_STEP, MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS, average_style, noise_shapes,
+                   size_for_step, step_for_size, truncate)
 
 DEFAULT_SIZE = 128
 DEFAULT_N_ROW = 5
@@ -37,14 +48,11 @@ NO_TRUNCATION = 1.0
 ALPHA = 1                           # the newest block fully faded in, as the reference samples
 IMAGE_BATCH = 16                    # images per forward pass for --interpolate and --n_images
 MAX_BATCH_PIXELS = 32 * 128 * 128   # images x pixels of one forward pass: bounds the memory at
-                                    # 256-1024 px (1024 px: one image a pass); <= 128 px: as before
+                                    # 256-1024 px (1024 px: one image a pass; 128 px: 32)
 # Synthesis layers (layer i works at 4 * 2**i px) by the paper's style groups (section 3.1).
 MIXING_RANGES = {"coarse": (0, 1), "middle": (2, 3), "fine": (4, MAX_STEP)}
 DEFAULT_MIXING_RANGE = "coarse"     # the reference's mixing_range=(0, 1)
-
-
-class UsageError(ValueError):
-    """A flag has a value generate.py cannot use (one-line message naming the flag)."""
+DEFAULT_STRENGTH = "-3:3:7"         # SeFa's authors step unit directions from -3 to 3
 
 
 def parse_mixing_range(text):
@@ -61,9 +69,29 @@ def parse_mixing_range(text):
     return first, last
 
 
-def truncate(style, mean_style, style_weight):
-    """The truncation trick in W, written as the generator computes it."""
-    return mean_style + style_weight * (style - mean_style)
+def parse_direction(text):
+    """``FILE:K`` -> (FILE, K), K the index of a direction (0: the largest eigenvalue's)."""
+    path, colon, index = text.rpartition(":")
+    try:
+        k = int(index)
+    except ValueError:
+        k = -1
+    if not colon or not path or k < 0:
+        raise UsageError(f"--direction must be FILE:K (K = 0, 1, ...: which direction of the "
+                         f"file), got {text!r}")
+    return path, k
+
+
+def parse_strength(text):
+    """``A:B:N`` -> N evenly spaced strengths from A to B (both included)."""
+    try:
+        low, high, count = text.split(":")
+        low, high, count = float(low), float(high), int(count)
+    except ValueError:
+        raise UsageError(f"--strength must be A:B:N (N steps from A to B), got {text!r}") from None
+    if count < 1 or not (np.isfinite(low) and np.isfinite(high)):
+        raise UsageError(f"--strength A:B:N needs finite A, B and N >= 1, got {text!r}")
+    return np.linspace(low, high, count, dtype=np.float32)
 
 
 def images_per_pass(step):
@@ -115,7 +143,7 @@ def style_mixing(generator, step, mean_style, n_source, n_target, style_weight=S
 
 def random_noise(step, batch=1):
     """Noise maps for every resolution up to ``step``, as the generator draws them."""
-    return [jt.randn(batch, 1, size_for_step(i), size_for_step(i)) for i in range(step + 1)]
+    return [jt.randn(*shape) for shape in noise_shapes(step, batch)]
 
 
 @jt.no_grad()
@@ -142,6 +170,76 @@ def interpolation_frames(generator, z0, z1, noise, step, mean_style, style_weigh
     return np.concatenate(frames, axis=0)
 
 
+def projected_latents(path, code_dim, step):
+    """Styles (n, step + 1, code_dim) and noise maps of a projector.py file, and the names;
+    UsageError when the file does not fit the model at ``step``. Noise maps are drawn where the
+    file has none for a layer (it was projected at a smaller size, or without noise)."""
+    try:
+        latents = load_latents(path, code_dim)
+    except LatentsError as error:
+        raise UsageError(f"--w {error}") from None
+    n, layers, _ = latents.w.shape
+    if layers < step + 1:
+        raise UsageError(f"--w {path}: w+ of {layers} layers (up to {size_for_step(layers - 1)} "
+                         f"px); --size {size_for_step(step)} needs {step + 1}")
+    noise = list(latents.noise or [])[:step + 1]
+    noise += [np.random.randn(*shape).astype(np.float32)
+              for shape in noise_shapes(step, n)[len(noise):]]
+    return latents.w[:, :step + 1], noise, latents.names
+
+
+def projected_outputs(generator, w, noise, step, out, mixing_range, n_frames, per_pass):
+    """The images of --w: the projections, their mixing grid and (n_frames > 0) interpolations
+    between consecutive ones. Returns the paths written."""
+    n = len(w)
+    written = [os.path.join(out, "projected.png")]
+    save_image_grid(render(generator, w, noise, step, per_pass), written[-1], nrow=n)
+
+    size = size_for_step(step)
+    mixed_w = np.stack([mix(w[t], w[s], mixing_range) for t in range(n) for s in range(n)])
+    mixed_noise = [np.concatenate([maps[s:s + 1] if mixing_range[0] <= i <= mixing_range[1]
+                                   else maps[t:t + 1] for t in range(n) for s in range(n)])
+                   for i, maps in enumerate(noise)]
+    mixed = render(generator, mixed_w, mixed_noise, step, per_pass).reshape(n, n, 3, size, size)
+    projected = render(generator, w, noise, step, per_pass)
+    tiles = [-np.ones((1, 3, size, size), dtype=np.float32), projected]
+    for t in range(n):
+        tiles += [projected[t:t + 1], mixed[t]]
+    written.append(os.path.join(out, "projected_mixing.png"))
+    save_image_grid(np.concatenate(tiles), written[-1], nrow=n + 1)
+
+    if n_frames and n > 1:
+        t = np.linspace(0, 1, n_frames, dtype=np.float32)
+        frames = []
+        for a in range(n - 1):  # the end frame of each line starts the next: shown once
+            ends = slice(0, n_frames if a == n - 2 else n_frames - 1)
+            line_w = (1 - t[:, None, None]) * w[a] + t[:, None, None] * w[a + 1]
+            line_noise = [(1 - t[:, None, None, None]) * maps[a] + t[:, None, None, None]
+                          * maps[a + 1] for maps in noise]
+            frames.append(render(generator, line_w[ends], [m[ends] for m in line_noise], step,
+                                 per_pass))
+        frames = np.concatenate(frames)
+        written.append(os.path.join(out, "projected_interpolation.png"))
+        save_image_grid(frames, written[-1], nrow=n_frames)
+        written.append(os.path.join(out, "projected_interpolation.gif"))
+        save_gif(frames, written[-1])
+        for k in range(len(frames)):
+            written.append(os.path.join(out, "projected_interpolation", f"{k:06d}.png"))
+            save_image_grid(frames[k:k + 1], written[-1], nrow=1)
+    return written
+
+
+def direction_grid(generator, w, noise, step, directions, k, strengths, per_pass):
+    """Tiles (rows x len(strengths)) of the images of ``w`` (n, step + 1, code_dim) moved along
+    direction ``k`` by each strength, on the directions' layers only."""
+    n, columns = len(w), len(strengths)
+    layers = (directions.layers[0], min(directions.layers[1], step))
+    edited = np.concatenate([edit(w[r:r + 1].repeat(columns, 0), directions.vectors[k],
+                                  strengths, layers) for r in range(n)])
+    repeated_noise = [np.repeat(maps, columns, axis=0) for maps in noise]
+    return render(generator, edited, repeated_noise, step, per_pass)
+
+
 def check_args(args):
     """Validate the flags that do not depend on the checkpoint; returns (step, mixing range)."""
     try:
@@ -157,7 +255,10 @@ def check_args(args):
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
         raise UsageError(f"--seed must be an integer from 0 to 2**32 - 1, got {args.seed}")
     mixing_range = parse_mixing_range(args.mixing_range)
-    if args.n_mixing and mixing_range[0] > step:
+    if args.direction is not None:
+        parse_direction(args.direction)
+    parse_strength(args.strength)
+    if (args.n_mixing or args.w) and mixing_range[0] > step:
         raise UsageError(f"--mixing_range {args.mixing_range} (layers {mixing_range[0]}-"
                          f"{mixing_range[1]}) has no layer at --size {args.size} "
                          f"(layers 0-{step}); mixed images would equal the targets")
@@ -171,54 +272,117 @@ def main(args):
     reason = size_beyond_training(args.size, info)
     if reason:
         raise UsageError(reason)
+    projected = (projected_latents(args.w, info["code_dim"], step) if args.w is not None
+                 else None)
+    direction = None
+    if args.direction is not None:
+        path, k = parse_direction(args.direction)
+        try:
+            directions = load_directions(path, info["code_dim"])
+        except LatentsError as error:
+            raise UsageError(f"--direction {error}") from None
+        if k >= len(directions.vectors):
+            raise UsageError(f"--direction {args.direction}: {path} holds directions 0-"
+                             f"{len(directions.vectors) - 1}, not {k}")
+        if directions.layers[0] > step:
+            raise UsageError(f"--direction {path}: acts on layers {directions.layers[0]}-"
+                             f"{directions.layers[1]}, none of them at --size {args.size} "
+                             f"(layers 0-{step})")
+        direction = (directions, k, parse_strength(args.strength))
     make_folder(args.out)  # an unwritable --out fails now, not after the mean style
     print(f"loaded {info['kind']} {args.path} (code_dim={info['code_dim']}, "
           f"n_mlp={info['n_mlp']}, width={info['width']}); generating {args.size} px")
     if args.seed is not None:
         jt.set_global_seed(args.seed)  # seeds Jittor, numpy and python's random
 
-    truncated = args.truncation != NO_TRUNCATION
+    truncated = args.truncation != NO_TRUNCATION and projected is None
     n_mean_batches = -(-args.n_mean_latents // MEAN_STYLE_BATCH) if truncated else 0
     per_pass = min(IMAGE_BATCH, images_per_pass(step))
     n_interpolation_batches = -(-args.interpolate // per_pass)
     n_image_batches = -(-args.n_images // per_pass)
-    total = n_mean_batches + 1 + args.n_mixing + n_interpolation_batches + n_image_batches
+    if projected is not None:  # the projected images replace the random ones
+        total = n_mean_batches + 1 + (direction is not None)
+    else:
+        total = (n_mean_batches + 1 + args.n_mixing + n_interpolation_batches + n_image_batches
+                 + (direction is not None))
     written = []
     with tqdm(total=total, desc="generate", unit="step", file=sys.stderr) as progress:
         mean_style = (average_style(generator, args.n_mean_latents, progress=progress)
                       if truncated else None)
 
-        images = sample(generator, step, mean_style, args.n_row * args.n_col, args.truncation)
-        written.append(os.path.join(args.out, "sample.png"))
-        save_image_grid(images, written[-1], nrow=args.n_col)
-        progress.update(1)
-
-        for j in range(args.n_mixing):
-            tiles = style_mixing(generator, step, mean_style, args.n_col, args.n_row,
-                                 args.truncation, mixing_range)
-            written.append(os.path.join(args.out, f"sample_mixing_{j}.png"))
-            save_image_grid(tiles, written[-1], nrow=args.n_col + 1)
+        if projected is not None:
+            w, noise, _ = projected
+            written += projected_outputs(generator, w, noise, step, args.out, mixing_range,
+                                         args.interpolate, per_pass)
             progress.update(1)
-
-        if args.interpolate:
-            z0, z1 = jt.randn(1, generator.code_dim), jt.randn(1, generator.code_dim)
-            frames = interpolation_frames(generator, z0, z1, random_noise(step), step, mean_style,
-                                          args.truncation, args.interpolate, batch=per_pass,
-                                          progress=progress)
-            written.append(os.path.join(args.out, "interpolation.png"))
-            save_image_grid(frames, written[-1], nrow=args.interpolate)
-            written.append(os.path.join(args.out, "interpolation.gif"))
-            save_gif(frames, written[-1])
-
-        for start in range(0, args.n_images, per_pass):
-            count = min(per_pass, args.n_images - start)
-            images = sample(generator, step, mean_style, count, args.truncation)
-            for k in range(count):
-                written.append(os.path.join(args.out, "images", f"{start + k:06d}.png"))
-                save_image_grid(images[k:k + 1], written[-1], nrow=1)
+        if projected is None:
+            written += random_outputs(generator, step, mean_style, mixing_range, args, per_pass,
+                                      progress)
+        if direction is not None:
+            directions, k, strengths = direction
+            if projected is not None:
+                w, noise, _ = projected
+            else:  # rows of random samples, truncated as sample.png
+                with jt.no_grad():
+                    styles = generator.style(jt.randn(args.n_row, generator.code_dim))
+                    if mean_style is not None:
+                        styles = truncate(styles, mean_style, args.truncation)
+                w = np.repeat(styles.numpy()[:, None], step + 1, axis=1)
+                noise = [np.random.randn(*shape).astype(np.float32)
+                         for shape in noise_shapes(step, args.n_row)]
+            tiles = direction_grid(generator, w, noise, step, directions, k, strengths, per_pass)
+            written.append(os.path.join(args.out, f"direction_{k}.png"))
+            save_image_grid(tiles, written[-1], nrow=len(strengths))
             progress.update(1)
     print(f"wrote {len(written)} files to {args.out}")
     return written
+
+
+def random_outputs(generator, step, mean_style, mixing_range, args, per_pass, progress):
+    """The reference's outputs from random latents: sample.png, the mixing grids, and the
+    --interpolate and --n_images images. Returns the paths written."""
+    written = []
+    images = sample(generator, step, mean_style, args.n_row * args.n_col, args.truncation)
+    written.append(os.path.join(args.out, "sample.png"))
+    save_image_grid(images, written[-1], nrow=args.n_col)
+    progress.update(1)
+
+    for j in range(args.n_mixing):
+        tiles = style_mixing(generator, step, mean_style, args.n_col, args.n_row,
+                             args.truncation, mixing_range)
+        written.append(os.path.join(args.out, f"sample_mixing_{j}.png"))
+        save_image_grid(tiles, written[-1], nrow=args.n_col + 1)
+        progress.update(1)
+
+    if args.interpolate:
+        z0, z1 = jt.randn(1, generator.code_dim), jt.randn(1, generator.code_dim)
+        frames = interpolation_frames(generator, z0, z1, random_noise(step), step, mean_style,
+                                      args.truncation, args.interpolate, batch=per_pass,
+                                      progress=progress)
+        written.append(os.path.join(args.out, "interpolation.png"))
+        save_image_grid(frames, written[-1], nrow=args.interpolate)
+        written.append(os.path.join(args.out, "interpolation.gif"))
+        save_gif(frames, written[-1])
+
+    for start in range(0, args.n_images, per_pass):
+        count = min(per_pass, args.n_images - start)
+        images = sample(generator, step, mean_style, count, args.truncation)
+        for k in range(count):
+            written.append(os.path.join(args.out, "images", f"{start + k:06d}.png"))
+            save_image_grid(images[k:k + 1], written[-1], nrow=1)
+        progress.update(1)
+    return written
+
+
+def joined_strength(argv):
+    """``argv`` with ``--strength A:B:N`` written ``--strength=A:B:N``: argparse takes a
+    negative A (``-3:3:7``) for a flag of its own otherwise."""
+    argv = list(argv)
+    for i in range(len(argv) - 1):
+        if argv[i] == "--strength":
+            argv[i:i + 2] = [f"--strength={argv[i + 1]}"]
+            break
+    return argv
 
 
 def build_parser():
@@ -263,6 +427,21 @@ def build_parser():
                              "with fixed noise (default 0: none)")
     parser.add_argument("--n_images", type=int, default=0, metavar="N",
                         help="also write N single images images/000000.png, ... (default 0)")
+    parser.add_argument("--w", type=str, default=None, metavar="FILE",
+                        help="latents written by projector.py (its latents.npz): write "
+                             "projected.png, projected_mixing.png (--mixing_range from each "
+                             "column's image) and, with --interpolate N, N frames between each "
+                             "two consecutive images (projected_interpolation.png, .gif and "
+                             "projected_interpolation/*.png) instead of the random samples and "
+                             "grids (default: none)")
+    parser.add_argument("--direction", type=str, default=None, metavar="FILE:K",
+                        help="also write direction_K.png: each projected image (--w) or each of "
+                             "--n_row random samples, one per row, moved along direction K of a "
+                             "directions.py file (0: the largest eigenvalue's) by each --strength, "
+                             "on the file's layers only (default: none)")
+    parser.add_argument("--strength", type=str, default=DEFAULT_STRENGTH, metavar="A:B:N",
+                        help="the --direction grid's columns: N strengths from A to B "
+                             f"(default {DEFAULT_STRENGTH})")
     parser.add_argument("--n_mean_latents", type=int, default=MEAN_STYLE_LATENTS,
                         help="random latents the mean style is averaged over, in batches of "
                              f"{MEAN_STYLE_BATCH} (default {MEAN_STYLE_LATENTS}, as the reference)")
@@ -271,5 +450,5 @@ def build_parser():
 
 if __name__ == "__main__":
     _parser = build_parser()
-    cli.run(_parser, lambda: main(_parser.parse_args()), usage=(UsageError,),
+    cli.run(_parser, lambda: main(_parser.parse_args(joined_strength(sys.argv[1:]))),
             failures=(CheckpointError,))

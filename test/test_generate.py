@@ -9,7 +9,7 @@ from PIL import Image
 
 import jittor as jt
 
-from checkpoint import atomic_save, load_generator
+from files.checkpoint import atomic_save, load_generator
 from generate import (MIXING_RANGES, UsageError, build_parser, interpolation_frames, main,
                       parse_mixing_range, random_noise, style_mixing)
 from model import Discriminator, StyledGenerator, average_style
@@ -187,6 +187,7 @@ def test_mixing_range_names_and_bounds():
         main(build_parser().parse_args(["unused.model", "--size", "16", "--mixing_range", "fine"]))
 
 
+@pytest.mark.slow
 def test_a_bad_checkpoint_fails_with_one_line_on_the_command_line(tmp_path):
     image = tmp_path / "face.png"
     Image.new("RGB", (8, 8)).save(image)
@@ -198,3 +199,101 @@ def test_a_bad_checkpoint_fails_with_one_line_on_the_command_line(tmp_path):
         f"checkpoint (a generator state dict or a training checkpoint, from jt.save or the "
         f"PyTorch original's torch.save)"]
     assert not (tmp_path / "style_mixing").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# --w (projector.py's latents) and --direction (directions.py's files)
+# ------------------------------------------------------------------------------------------------
+
+def write_latents(path, n=3, layers=None, seed=0):
+    """A latents file for the tests' generator: W (layers None) or W+, with noise to 16 px."""
+    from files.latents import save_latents
+    from model import noise_shapes
+    rng = np.random.default_rng(seed)
+    shape = (n, CODE_DIM) if layers is None else (n, layers, CODE_DIM)
+    noise = [rng.standard_normal(s).astype(np.float32) for s in noise_shapes(STEP, n)]
+    save_latents(path, rng.standard_normal(shape).astype(np.float32), noise,
+                 [f"img{i}" for i in range(n)])
+
+
+def test_w_file_writes_projections_their_mixing_and_interpolation(checkpoints, tmp_path):
+    from files.latents import load_latents
+    from latents.synthesis import mix, render
+    latents_path = str(tmp_path / "latents.npz")
+    write_latents(latents_path, n=3, layers=STEP + 1)
+    out = tmp_path / "out"
+    written = run(checkpoints["noisy"], out, "--w", latents_path, "--interpolate", "4",
+                  "--mixing_range", "0,0")
+    assert sorted(os.listdir(out)) == ["projected.png", "projected_interpolation",
+                                       "projected_interpolation.gif",
+                                       "projected_interpolation.png", "projected_mixing.png"]
+    assert len(os.listdir(out / "projected_interpolation")) == 2 * 3 + 1  # shared ends once
+    assert len(written) == 4 + 7
+    generator, _ = load_generator(checkpoints["noisy"])
+    latents = load_latents(latents_path, CODE_DIM)
+    noise = latents.noise
+    projected = render(generator, latents.w, noise, STEP)
+    to_bytes = lambda images: np.clip(np.asarray(images) * 127.5 + 128, 0, 255).astype(int)
+    strip = read(out / "projected.png")
+    assert np.abs(tile(strip, 0, 2) - to_bytes(projected[2].transpose(1, 2, 0))).max() <= 1
+    # mixing grid: row 1 + t, column 1 + s takes layer 0 (and its noise) from s, the rest from t
+    grid = read(out / "projected_mixing.png")
+    t, s = 2, 0
+    expected = render(generator, mix(latents.w[t], latents.w[s], (0, 0))[None],
+                      [maps[[s if i == 0 else t]] for i, maps in enumerate(noise)], STEP)
+    assert np.abs(tile(grid, 1 + t, 1 + s) - to_bytes(expected[0].transpose(1, 2, 0))).max() <= 1
+    assert np.abs(tile(grid, 1 + t, 0) - tile(strip, 0, t)).max() <= 1
+    frames = sorted(os.listdir(out / "projected_interpolation"))
+    first = read(out / "projected_interpolation" / frames[0])
+    assert np.abs(first - tile(strip, 0, 0)).max() <= 1
+
+
+def test_direction_grid_has_one_row_per_image_and_strength_zero_is_the_image(checkpoints,
+                                                                            tmp_path):
+    from files.latents import save_directions
+    latents_path, directions_path = str(tmp_path / "l.npz"), str(tmp_path / "d.npz")
+    write_latents(latents_path, n=2)
+    vectors = np.eye(CODE_DIM, dtype=np.float32)[:2]
+    save_directions(directions_path, vectors, (1, 1), [2.0, 1.0])
+    out = tmp_path / "out"
+    run(checkpoints["quiet"], out, "--w", latents_path, "--direction", f"{directions_path}:1",
+        "--strength=-4:4:3")
+    grid = read(out / "direction_1.png")
+    assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 3)
+    strip = read(out / "projected.png")
+    for row in range(2):
+        assert np.abs(tile(grid, row, 1) - tile(strip, 0, row)).max() <= 1
+        assert np.abs(tile(grid, row, 0) - tile(grid, row, 2)).mean() > 1
+    # from random samples: --n_row rows, beside the usual outputs
+    run(checkpoints["quiet"], tmp_path / "seeds", "--direction", f"{directions_path}:0",
+        "--n_mixing", "0", "--n_row", "3", "--seed", "0")
+    assert read(tmp_path / "seeds" / "direction_0.png").shape == (3 * 18 + 2, 7 * 18 + 2, 3)
+    assert (tmp_path / "seeds" / "sample.png").exists()
+
+
+def test_bad_latent_and_direction_inputs_are_usage_errors(checkpoints, tmp_path):
+    from files.latents import save_directions
+    latents_path, directions_path = str(tmp_path / "l.npz"), str(tmp_path / "d.npz")
+    write_latents(latents_path, n=2, layers=STEP)  # w+ for 8 px: too few layers for 16 px
+    save_directions(directions_path, np.eye(CODE_DIM)[:2], (0, 1), [2.0, 1.0])
+    other_model = str(tmp_path / "other.npz")
+    np.savez(other_model, w=np.zeros((1, 4), np.float32), names=np.array(["a"]))
+    cases = [(["--w", latents_path], "needs 3"),
+             (["--w", other_model], "another model"),
+             (["--w", str(tmp_path / "none.npz")], "no such file"),
+             (["--direction", f"{directions_path}:2"], "holds directions 0-1, not 2"),
+             (["--direction", directions_path], "FILE:K"),
+             (["--direction", f"{latents_path}:0"], "a latents file"),
+             (["--direction", f"{directions_path}:0", "--strength", "1:2"], "A:B:N")]
+    for flags, message in cases:
+        with pytest.raises(UsageError, match=message):
+            run(checkpoints["quiet"], tmp_path / "out", *flags)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_negative_strength_range_may_follow_the_flag_as_the_issue_writes_it():
+    from generate import joined_strength
+    assert joined_strength(["m", "--strength", "-3:3:7", "--seed", "1"]) == [
+        "m", "--strength=-3:3:7", "--seed", "1"]
+    args = build_parser().parse_args(joined_strength(["m", "--strength", "-1:2:4"]))
+    assert args.strength == "-1:2:4"
