@@ -1,0 +1,188 @@
+"""Load test of explore.py on 127.0.0.1: starts the server on a free loopback port, times single
+changes (a new truncation, the next seed, a seed never seen), then sends REQUESTS picture
+requests from CLIENTS threads at once (seeds from a small pool, varied truncation, views and
+sizes, one request in ten a bad one that must get its 400), and reports errors, p50/p95
+latency and the server's resident memory before and after. Stops the server with SIGTERM and
+checks it exits 143.
+
+    python -m tools.load_explorer CKPT --size 32 --requests 500 --clients 8
+
+Exit 1 when a request failed (a bad one answered other than 400, a good one other than 200),
+the memory grew by more than --max_growth_mb, or the server did not stop cleanly.
+"""
+import argparse
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+MAX_REQUESTS = 10000
+MAX_CLIENTS = 64
+REQUEST_TIMEOUT = 120
+START_TIMEOUT = 900          # Jittor may compile its operators at the first start
+SEED_POOL = 16
+BAD_QUERIES = ("seed=abc", "size=4096", "psi=9", "latents=../../etc/passwd", "directions=x.npz",
+               "seed=1&seed=2", "view=nothing")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def resident_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class Client:
+    def __init__(self, url):
+        self.url = url
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(self, path):
+        """(status, seconds)."""
+        start = time.perf_counter()
+        try:
+            with self.opener.open(self.url + path, timeout=REQUEST_TIMEOUT) as response:
+                response.read()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            error.read()
+            status = error.code
+        return status, time.perf_counter() - start
+
+
+def start_server(checkpoint, size):
+    command = [sys.executable, os.path.join(ROOT, "explore.py"), checkpoint, "--port", "0",
+               "--host", "127.0.0.1", "--size", str(size)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT)
+    deadline = time.monotonic() + START_TIMEOUT
+    for line in server.stdout:
+        match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
+        if match:
+            return server, match.group(1)
+        if time.monotonic() > deadline:
+            break
+    server.kill()
+    raise SystemExit(f"load_explorer: the server did not start: {server.stderr.read()[-500:]}")
+
+
+def single_changes(client, size, repeats):
+    """Latency (s) of one change at a time, the page's way: each a new picture."""
+    timings = {"new truncation, same seed": [], "next seed (drawn while idle)": [],
+               "a seed never seen": []}
+    for k in range(repeats):
+        seed = 1000 + 10 * k
+        client.get(f"api/image.png?seed={seed}&psi=0.7&size={size}")
+        time.sleep(2.0)          # idle: the server draws seed + 1 meanwhile
+        timings["new truncation, same seed"].append(
+            client.get(f"api/image.png?seed={seed}&psi=0.6{k}&size={size}")[1])
+        time.sleep(2.0)
+        timings["next seed (drawn while idle)"].append(
+            client.get(f"api/image.png?seed={seed + 1}&psi=0.7&size={size}")[1])
+        timings["a seed never seen"].append(
+            client.get(f"api/image.png?seed={500000 + 1000 * k}&psi=0.7&size={size}")[1])
+    return timings
+
+
+def load(client_url, size, n_requests, n_clients, seed):
+    """Run the requests; returns (latencies of good requests, failures)."""
+    rng = random.Random(seed)
+    plans = []
+    for i in range(n_requests):
+        if i % 10 == 9:
+            plans.append((f"api/image.png?{rng.choice(BAD_QUERIES)}", 400))
+            continue
+        view = rng.choice(["single", "single", "mix", "grid"])
+        part = {"single": "main", "mix": rng.choice(["main", "source", "mix"]), "grid": "grid"}[view]
+        psi = rng.choice(["0.5", "0.7", "1.0"])
+        query = (f"view={view}&seed={rng.randrange(SEED_POOL)}&seed2={rng.randrange(SEED_POOL)}"
+                 f"&psi={psi}&size={size}&n=4&part={part}")
+        plans.append((f"api/image.png?{query}", 200))
+    latencies, failures = [], []
+    lock = threading.Lock()
+    chunks = [plans[k::n_clients] for k in range(n_clients)]
+
+    def run(chunk):
+        client = Client(client_url)
+        for path, expected in chunk:
+            try:
+                status, seconds = client.get(path)
+            except OSError as error:
+                status, seconds = f"{type(error).__name__}: {error}", 0
+            with lock:
+                if status != expected:
+                    failures.append(f"{path}: {status}, expected {expected}")
+                elif expected == 200:
+                    latencies.append(seconds)
+    threads = [threading.Thread(target=run, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, failures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", help="generator checkpoint explore.py serves")
+    parser.add_argument("--size", type=int, default=32, help="picture side (default 32)")
+    parser.add_argument("--requests", type=int, default=500, help="requests in all (default 500)")
+    parser.add_argument("--clients", type=int, default=8, help="clients at once (default 8)")
+    parser.add_argument("--changes", type=int, default=3,
+                        help="repeats of the single-change timings (default 3; 0: none)")
+    parser.add_argument("--max_growth_mb", type=float, default=50.0,
+                        help="memory growth over the second half of the load counted as a "
+                             "failure (default 50)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the request mix (default 0)")
+    args = parser.parse_args()
+    if not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.clients <= MAX_CLIENTS:
+        parser.error(f"--requests 1..{MAX_REQUESTS}, --clients 1..{MAX_CLIENTS}")
+
+    server, url = start_server(args.path, args.size)
+    failed = False
+    try:
+        client = Client(url)
+        if args.changes:
+            for name, values in single_changes(client, args.size, args.changes).items():
+                print(f"{name}: " + ", ".join(f"{v * 1000:.0f}" for v in values) + " ms")
+        # warm-up: every pool seed drawn once, so the measured half sees a steady cache
+        half = max(1, args.requests // 2)
+        load(url, args.size, half, args.clients, args.seed)
+        before = resident_mb(server.pid)
+        start = time.perf_counter()
+        latencies, failures = load(url, args.size, args.requests, args.clients, args.seed + 1)
+        elapsed = time.perf_counter() - start
+        after = resident_mb(server.pid)
+        print(f"{args.requests} requests from {args.clients} clients in {elapsed:.1f} s: "
+              f"{len(failures)} failed; good ones p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+              f"p95 {percentile(latencies, 95) * 1000:.0f} ms; server memory {before:.0f} -> "
+              f"{after:.0f} MB (after a warm-up of {half} requests)")
+        for failure in failures[:10]:
+            print(f"  failed: {failure}")
+        failed = bool(failures) or after - before > args.max_growth_mb
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = "none (killed)"
+        stderr = server.stderr.read().strip().splitlines()
+        print(f"server stopped by SIGTERM: exit {code}; last line: "
+              f"{stderr[-1] if stderr else '(none)'}")
+        failed = failed or code != 143
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
