@@ -22,6 +22,7 @@ from files.checkpoint import (CheckpointError, UnsafeCheckpointError, atomic_sav
                               load_checkpoint, load_generator, read_file,
                               torch_generator_state_dict, write_torch_file)
 from model import Blur, StyledGenerator
+from ops import portable
 from tools.make_torch_fixtures import BETAS, LR, UNUSED, gradient, initial_value
 from training.config import TrainConfig
 from training.optimizers import MAPPING_LR_MULT
@@ -35,6 +36,7 @@ FIXTURES = os.path.join(HERE, "fixtures")
 KEYS = json.load(open(os.path.join(FIXTURES, "torch_keys.json")))
 FORMATS = ("zip", "legacy")
 BLUR = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
+PORTABLE_TOLERANCE = 1e-5   # of the largest value: other kernels, the same maths (test_portable.py)
 
 
 def fixture(name, form):
@@ -128,15 +130,30 @@ def reference_images():
     generator = StyledGenerator(KEYS["code_dim"], KEYS["n_mlp"], width=KEYS["width"])
     generator.load_state_dict(expected_state(KEYS["G"]))
     generator.eval()
-    return images(generator)
+    with pytest.MonkeyPatch.context() as patch:              # drawn on the CPU path
+        patch.delenv(portable.ENV_SWITCH, raising=False)
+        return images(generator)
+
+
+@pytest.fixture(params=["cpu", "portable"])
+def code_path(request, monkeypatch):
+    """Runs a test on the CPU path and on the portable path (ops/portable.py: the plain Jittor
+    operators that CUDA runs)."""
+    if request.param == "portable":
+        monkeypatch.setenv(portable.ENV_SWITCH, "1")
+    else:
+        monkeypatch.delenv(portable.ENV_SWITCH, raising=False)
+    return request.param
 
 
 @pytest.mark.parametrize("name", ["train", "g_running"])
 @pytest.mark.parametrize("form", FORMATS)
-def test_generator_from_every_torch_form_draws_what_its_weights_draw(name, form, reference_images):
+def test_generator_from_every_torch_form_draws_what_its_weights_draw(name, form, code_path,
+                                                                   reference_images):
     generator, info = load_generator(fixture(name, form))
     assert (info["code_dim"], info["n_mlp"], info["width"]) == (8, 2, 8)
-    np.testing.assert_array_equal(images(generator), reference_images)
+    tolerance = 0 if code_path == "cpu" else PORTABLE_TOLERANCE * np.abs(reference_images).max()
+    np.testing.assert_allclose(images(generator), reference_images, rtol=0, atol=tolerance)
 
 
 def small_config(**overrides):
