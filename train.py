@@ -40,8 +40,8 @@ import jittor as jt  # noqa: E402
 import cli  # noqa: E402
 from cli import UsageError  # noqa: E402
 from dataset import DatasetError, check_resolutions  # noqa: E402
-from files.checkpoint import (CheckpointError, describe_object, generator_config,  # noqa: E402
-                              generator_state_dict, is_generator_state_dict,
+from files.checkpoint import (CheckpointError, describe_object, from_rgb_activated,  # noqa: E402
+                              generator_config, generator_state_dict, is_generator_state_dict,
                               is_training_checkpoint, load_checkpoint, strip_data_parallel)
 from training.config import (DEFAULTS, REFERENCE_BATCH, DEFAULT_BATCH, TrainConfig,  # noqa: E402
                              training_sizes, validate, with_seed)
@@ -111,8 +111,7 @@ def snapshot_config(config, ckpt):
         raise CheckpointError(f"{config.ckpt}: {error}") from None
     discriminator = strip_data_parallel(ckpt["discriminator"])
     if isinstance(discriminator, dict) and any(str(k).startswith("from_rgb.") for k in discriminator):
-        architecture["from_rgb_activate"] = any(str(k).startswith("from_rgb.0.0.")
-                                                for k in discriminator)
+        architecture["from_rgb_activate"] = from_rgb_activated(discriminator)
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key, value in architecture.items():
         if getattr(config, key) not in (value, defaults[key]) and jt.rank == 0:

@@ -466,6 +466,13 @@ def is_discriminator_state_dict(obj):
             and all(isinstance(k, str) and k.startswith(DISCRIMINATOR_PREFIXES) for k in obj))
 
 
+def from_rgb_activated(discriminator_state_dict):
+    """True when a discriminator state dict has a LeakyReLU after each from-RGB convolution: its
+    from-RGB layers are ``nn.Sequential(conv, LeakyReLU)``, so their keys read ``from_rgb.I.0.``
+    (``Discriminator(from_rgb_activate=True)``, the reference's train.py default)."""
+    return any(str(key).startswith("from_rgb.0.0.") for key in discriminator_state_dict)
+
+
 def generator_state_dict(obj):
     """The bare generator state dict in ``obj``: ``obj`` itself, or its ``g_running``."""
     expected = ("expected a generator state dict (keys generator.*, style.*) or a training "

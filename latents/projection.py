@@ -263,8 +263,8 @@ def load_discriminator(path, width):
     """``(discriminator, None)`` from the checkpoint at ``path`` for a generator of ``width``,
     or ``(None, why)`` when the file holds none; CheckpointError when the file cannot be read
     or its discriminator does not fit."""
-    from files.checkpoint import (CheckpointError, describe_object, is_generator_state_dict,
-                                  load_checkpoint, strip_data_parallel)
+    from files.checkpoint import (CheckpointError, describe_object, from_rgb_activated,
+                                  is_generator_state_dict, load_checkpoint, strip_data_parallel)
     from model import Discriminator
     obj = load_checkpoint(path)
     state_dict = discriminator_state_dict(obj)
@@ -272,8 +272,7 @@ def load_discriminator(path, width):
         kind = ("a generator state dict" if is_generator_state_dict(strip_data_parallel(obj))
                 else describe_object(obj))
         return None, f"{path} holds no discriminator ({kind})"
-    activate = any(str(key).startswith("from_rgb.0.0.") for key in state_dict)
-    discriminator = Discriminator(from_rgb_activate=activate, width=width)
+    discriminator = Discriminator(from_rgb_activate=from_rgb_activated(state_dict), width=width)
     try:
         discriminator.load_state_dict(state_dict)
     except ValueError as error:
