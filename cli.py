@@ -16,6 +16,7 @@ written atomically (``files/atomic.py``), so an interrupted script leaves no par
         cli.run(parser, lambda: main(parser.parse_args()), failures=(CheckpointError,))
 """
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -32,6 +33,17 @@ EXIT_TERMINATED = 143
 class UsageError(ValueError):
     """A bad flag value or input, found before any work; its text is the whole message and
     names the flag or file."""
+
+
+@contextlib.contextmanager
+def input_errors(*types):
+    """Within the block, an error of ``types`` (e.g. CheckpointError) is a usage error: a file
+    the user named on the command line is of the wrong kind or unreadable, found before any work,
+    so the script exits 2 with the error's line."""
+    try:
+        yield
+    except types as error:
+        raise UsageError(str(error)) from None
 
 
 class Stopped(Exception):

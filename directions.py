@@ -35,7 +35,8 @@ def main(args):
         raise UsageError(f"--layers: {error}") from None
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
-    generator, info = load_generator(args.path)
+    with cli.input_errors(CheckpointError):
+        generator, info = load_generator(args.path)
     if layers[1] > info["max_step"]:
         raise UsageError(f"--layers {args.layers} reaches layer {layers[1]} "
                          f"({size_for_step(layers[1])} px), but {args.path} was trained only to "

@@ -109,7 +109,8 @@ def main(args):
     """Project ``args.images``; returns the paths written (latents.npz first)."""
     check_args(args)
     names = image_names(args.images)
-    generator, info = load_generator(args.path)
+    with cli.input_errors(CheckpointError):
+        generator, info = load_generator(args.path)
     size = resolve_size(args, info)
     step = step_for_size(size)
     targets = np.stack([read_image(path, size) for path in args.images])
@@ -117,7 +118,8 @@ def main(args):
     discriminator = None
     if not args.pixels_only:
         source = args.discriminator or args.path
-        discriminator, missing = load_discriminator(source, info["width"])
+        with cli.input_errors(CheckpointError):
+            discriminator, missing = load_discriminator(source, info["width"])
         if missing:
             print(f"projector.py: note: {missing}; the loss is pixels only (train.py's "
                   f"checkpoint/train_state.model holds one: --discriminator)", file=sys.stderr)

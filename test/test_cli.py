@@ -56,6 +56,19 @@ def test_run_maps_errors_and_signals_to_the_exit_codes(capsys):
     assert time.monotonic() - started < 5 and signal.getsignal(signal.SIGTERM) == before
 
 
+def test_input_errors_turn_the_named_types_into_exit_2_and_leave_others(capsys):
+    def wrong_file():
+        with cli.input_errors(KeyError):
+            raise KeyError("a.model: a discriminator only, no generator")
+    assert exit_of(wrong_file, capsys, failures=(KeyError,)) \
+        == (2, "x.py: error: 'a.model: a discriminator only, no generator'\n")
+
+    def other_failure():
+        with cli.input_errors(KeyError):
+            raise OSError("disk gone")
+    assert exit_of(other_failure, capsys, failures=(OSError,)) == (1, "x.py: error: disk gone\n")
+
+
 def test_run_is_silent_where_it_must_not_speak_and_leaves_as_told(capsys):
     """Under MPI only rank 0 speaks; train.py leaves through its own exit."""
     left = []
@@ -114,6 +127,22 @@ def test_bad_flag_values_exit_2_with_one_line_in_every_script(tmp_path, tiny_che
         assert (code, err[-1:]) == (2, [line]), (argv, err)
         assert not any("Traceback" in e for e in err)
     assert not (tmp_path / "emoji").exists()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_a_generator_exits_2_in_the_latent_tools(tmp_path):
+    from files.checkpoint import atomic_save
+    no_generator = tmp_path / "d_only.model"
+    atomic_save({"discriminator": {"progression.0.conv.0.weight": np.zeros((1, 1), "float32")}},
+                str(no_generator))
+    image = tmp_path / "face.png"
+    Image.new("RGB", (8, 8)).save(image)
+    for argv in (("projector.py", no_generator, image, "--out", tmp_path / "p", "--size", "8"),
+                 ("directions.py", no_generator, "--out", tmp_path / "d.npz")):
+        code, err = script(*argv)
+        assert code == 2 and len(err) == 1, (argv, err)
+        assert err[0].startswith(f"{argv[0]}: error: {no_generator}"), err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "d.npz").exists()
 
 
 @pytest.mark.slow
