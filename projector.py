@@ -6,10 +6,12 @@ noise maps with which the generator reproduces each image.
 
 The optimisation is NVlabs' projector's (stylegan2-ada-pytorch ``projector.py``): from the
 mean w, a learning-rate ramp, decaying noise added to w, noise maps optimised with a penalty on
-their autocorrelation (``latents/projection.py``). Its distance needs no downloaded weights:
-pixels at every scale plus the discriminator's features at the model's resolutions, when the
-checkpoint holds a discriminator (train.py's ``checkpoint/train_state.model`` does; its
-``checkpoint/NNNNNN.model`` files hold the generator only, and the loss is then pixels alone).
+their autocorrelation (``latents/projection.py``). Its distance is theirs, LPIPS on VGG16, when
+``--vgg16`` and ``--lpips_weights`` give the two weight files (``metrics/lpips.py``). Without
+them it needs no downloaded weights: pixels at every scale plus the discriminator's features at
+the model's resolutions, when the checkpoint holds a discriminator (train.py's
+``checkpoint/train_state.model`` does; its ``checkpoint/NNNNNN.model`` files hold the generator
+only, and the loss is then pixels alone).
 
 Images are cropped and resized as resize.py does. Writes under ``--out``: ``latents.npz`` (every
 image's w or w+, its noise maps and its name; ``files/latents.py``), ``NAME.png`` (the target
@@ -34,6 +36,7 @@ from files.grid import save_gif, save_image_grid
 from files.images import prepare_image
 from files.latents import save_latents
 from latents.projection import Schedule, load_discriminator, project, psnr
+from metrics.lpips import LIN_WEIGHTS_NAME, MIN_SIZE, VGG_WEIGHTS_NAME, load_lpips
 from model import size_for_step, step_for_size
 
 DEFAULT_OUT = "projected"
@@ -85,6 +88,15 @@ def check_args(args):
     if not args.noise_regularization >= 0:
         raise UsageError(f"--noise_regularization must be 0 or more, got "
                          f"{args.noise_regularization}")
+    if (args.vgg16 is None) != (args.lpips_weights is None):
+        given, other = (("--vgg16", "--lpips_weights") if args.lpips_weights is None
+                        else ("--lpips_weights", "--vgg16"))
+        raise UsageError(f"{given} needs {other} too: LPIPS takes VGG16's weights "
+                         f"({VGG_WEIGHTS_NAME}) and its linear layers ({LIN_WEIGHTS_NAME})")
+    if args.vgg16 is not None and (args.discriminator is not None or args.pixels_only):
+        flag = "--discriminator" if args.discriminator is not None else "--pixels_only"
+        raise UsageError(f"{flag} sets the default loss; with --vgg16 the loss is LPIPS: give "
+                         f"one or the other")
     if args.size is not None:
         try:
             step_for_size(args.size)
@@ -115,8 +127,14 @@ def main(args):
     step = step_for_size(size)
     targets = np.stack([read_image(path, size) for path in args.images])
 
-    discriminator = None
-    if not args.pixels_only:
+    discriminator = lpips = None
+    if args.vgg16 is not None:
+        if size < MIN_SIZE:
+            raise UsageError(f"--vgg16: LPIPS needs images of at least {MIN_SIZE} px; this "
+                             f"projection is at {size} px")
+        with cli.input_errors(CheckpointError):
+            lpips = load_lpips(args.vgg16, args.lpips_weights)
+    elif not args.pixels_only:
         source = args.discriminator or args.path
         with cli.input_errors(CheckpointError):
             discriminator, missing = load_discriminator(source, info["width"])
@@ -124,7 +142,8 @@ def main(args):
             print(f"projector.py: note: {missing}; the loss is pixels only (train.py's "
                   f"checkpoint/train_state.model holds one: --discriminator)", file=sys.stderr)
     make_folder(args.out)
-    loss = "pixels + discriminator features" if discriminator is not None else "pixels"
+    loss = ("LPIPS (VGG16)" if lpips is not None else "pixels + discriminator features"
+            if discriminator is not None else "pixels")
     print(f"loaded {info['kind']} {args.path} (code_dim={info['code_dim']}, width="
           f"{info['width']}); projecting {len(targets)} images at {size} px into "
           f"{'W+' if args.w_plus else 'W'}, {args.steps} steps, loss: {loss}")
@@ -139,7 +158,8 @@ def main(args):
         for start in range(0, len(targets), args.batch):
             results.append(project(generator, targets[start:start + args.batch], step,
                                    discriminator, args.w_plus, schedule, seed=args.seed + start,
-                                   progress=progress, frames=args.frames if args.gif else 0))
+                                   progress=progress, frames=args.frames if args.gif else 0,
+                                   lpips=lpips))
     seconds = time.perf_counter() - started
 
     w = np.concatenate([r.w for r in results])
@@ -170,7 +190,8 @@ def main(args):
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Project images into a StyleGAN generator's latent space (W or W+, with "
-                    "noise maps), as NVlabs' projector does, with a loss that needs no "
+                    "noise maps), as NVlabs' projector does: with their LPIPS loss when "
+                    "--vgg16 and --lpips_weights are given, else with a loss that needs no "
                     "downloaded weights.", formatter_class=cli.HelpFormatter)
     parser.add_argument("path", type=str,
                         help="checkpoint: a training checkpoint (its g_running, and its "
@@ -203,6 +224,13 @@ def build_parser():
                              "projected checkpoint itself; pixels alone when it holds none)")
     parser.add_argument("--pixels_only", action="store_true",
                         help="leave the discriminator's features out of the loss")
+    parser.add_argument("--vgg16", type=str, default=None, metavar="PATH",
+                        help=f"torchvision's VGG16 weights ({VGG_WEIGHTS_NAME}); with "
+                             f"--lpips_weights the loss is NVlabs' LPIPS instead of pixels and "
+                             f"discriminator features (default: none)")
+    parser.add_argument("--lpips_weights", type=str, default=None, metavar="PATH",
+                        help=f"the lpips package's linear layers for VGG ({LIN_WEIGHTS_NAME} "
+                             f"inside the package); goes with --vgg16 (default: none)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                         help="images optimised together (each on its own: the results do not "
                              "depend on the batch's other images, except through the seed)")

@@ -8,12 +8,15 @@ start from the mean w, Adam (betas 0.9, 0.999) at a learning rate that ramps up 
 decays to zero over the first 75 % (scaled by the spread of w), the noise maps optimised too,
 with a penalty on their autocorrelation at every scale and renormalised after every step.
 
-Their distance is LPIPS on VGG16, which needs downloaded weights. Here it needs none: the mean
-squared pixel difference at every scale from the image's size down to 8 px, plus, when a
-discriminator is given, the distance between its features at each of the model's resolutions
-(each feature vector scaled to unit length over the channels, as LPIPS does with VGG's, equally
-weighted). Every image of a batch is fitted on its own: the loss is a sum over images and no
-term mixes them (the discriminator's minibatch-stddev block, which would, is left out).
+Their distance is LPIPS on VGG16 (``LpipsDistance``, ``metrics/lpips.py``), with images larger
+than 256 px averaged down to 256 px first; it needs VGG16's weights and LPIPS' linear layers,
+which the user gives. Without them the distance (``ImageDistance``) needs no downloaded
+weights: the mean squared pixel difference at every scale from the image's size down to 8 px,
+plus, when a discriminator is given, the distance between its features at each of the model's
+resolutions (each feature vector scaled to unit length over the channels, as LPIPS does with
+VGG's, equally weighted). Every image of a batch is fitted on its own: the loss is a sum over
+images and no term mixes them (the discriminator's minibatch-stddev block, which would, is left
+out).
 """
 import math
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 FEATURE_EPS = 1e-10              # LPIPS' normalize_tensor eps
 PEAK_SIGNAL = 2.0                # images span [-1, 1]
+LPIPS_MAX_SIZE = 256             # NVlabs average larger images down to this before VGG16
 
 
 @dataclass
@@ -138,6 +142,34 @@ class ImageDistance:
         return distance
 
 
+def area_downsample(images, size):
+    """``images`` (n, c, s, s) averaged over s/size x s/size blocks down to ``size`` px when
+    larger (PyTorch's ``interpolate(mode="area")`` for a whole factor, which the generator's
+    powers of two always give); smaller images unchanged."""
+    n, c, height, width = images.shape
+    if height <= size and width <= size:
+        return images
+    if height % size or width % size:
+        raise ValueError(f"cannot average {height} x {width} px down to {size} px by blocks")
+    return images.reshape((n, c, size, height // size, size, width // size)).mean(dims=(3, 5))
+
+
+class LpipsDistance:
+    """NVlabs' projection distance to fixed ``targets`` (n, 3, s, s) in [-1, 1]: LPIPS
+    (``metrics.lpips.LPIPS``), both images averaged down to LPIPS_MAX_SIZE px when larger.
+    Called on images, it returns the per-image distance (n,)."""
+
+    def __init__(self, targets, lpips):
+        self.lpips = lpips
+        with jt.no_grad():
+            self.target_features = [f.stop_grad() for f in lpips.features(
+                area_downsample(jt.array(targets), LPIPS_MAX_SIZE))]
+
+    def __call__(self, images):
+        features = self.lpips.features(area_downsample(images, LPIPS_MAX_SIZE))
+        return self.lpips.distance(features, self.target_features)
+
+
 def noise_penalty(noise_maps):
     """Per image (n,): NVlabs' noise regularisation, the squared autocorrelation of each map
     with itself shifted one pixel across and one down, at its size and every halving down to
@@ -189,8 +221,10 @@ class Adam:
 
 
 def project(generator, targets, step, discriminator=None, w_plus=False, schedule=None,
-            seed=0, progress=None, frames=0):
-    """Fit latents and noise to ``targets`` (n, 3, 4*2**step, same) in [-1, 1], numpy.
+            seed=0, progress=None, frames=0, lpips=None):
+    """Fit latents and noise to ``targets`` (n, 3, 4*2**step, same) in [-1, 1], numpy. The
+    distance is LPIPS when ``lpips`` (a ``metrics.lpips.LPIPS``) is given (``discriminator``
+    is then not used), else ``ImageDistance``'s.
 
     Returns an object with ``w`` ((n, code_dim), or (n, step + 1, code_dim) for ``w_plus``),
     ``noise`` (step + 1 maps (n, 1, 4*2**i, 4*2**i)), ``images`` (the reconstructions),
@@ -209,7 +243,8 @@ def project(generator, targets, step, discriminator=None, w_plus=False, schedule
     w_start = np.repeat(w_avg[:, None, :], layers if w_plus else 1, axis=1)
     w_opt = jt.array(np.repeat(w_start, n, axis=0))                # (n, 1 or layers, code_dim)
     noise = [jt.randn(*shape) for shape in noise_shapes(step, n)]
-    distance_of = ImageDistance(targets, step, discriminator, schedule)
+    distance_of = (LpipsDistance(targets, lpips) if lpips is not None
+                   else ImageDistance(targets, step, discriminator, schedule))
     optimizer = Adam([w_opt] + noise)
 
     def styles(w):
