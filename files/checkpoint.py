@@ -448,6 +448,30 @@ def load_state_dict(path, expected):
     return dict(obj)
 
 
+def check_weight_shapes(state_dict, shapes, what, error=CheckpointError, optional=None):
+    """Raise ``error`` (one line) unless ``state_dict`` holds every key of ``shapes`` ({key:
+    shape}) with that shape and finite float values, and no other key but those ``optional``
+    (a predicate on the key) allows. The messages say the file is not ``what`` (a network's
+    weight file, as a user would name it), or that it is damaged."""
+    missing = [key for key in shapes if key not in state_dict]
+    unknown = [key for key in state_dict
+               if key not in shapes and not (optional is not None and optional(key))]
+    if missing or unknown:
+        found = len(state_dict) - len(unknown)
+        problem = (f"missing {len(missing)} of its {len(shapes)} tensors (e.g. {missing[0]})"
+                   if missing else f"{len(unknown)} keys it does not have (e.g. {unknown[0]})")
+        raise error(f"not {what}: {problem}; {found} keys match"
+                    + (f", first key {next(iter(state_dict))}" if state_dict else ""))
+    for key, shape in shapes.items():
+        array = state_dict[key]
+        if tuple(array.shape) != tuple(shape):
+            raise error(f"not {what}: {key} has shape {tuple(array.shape)}, expected "
+                        f"{tuple(shape)}")
+        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+            raise error(f"{key} holds {array.dtype} values that are not all finite numbers; the "
+                        f"file is damaged")
+
+
 def strip_data_parallel(state_dict):
     """A state dict saved from ``nn.DataParallel`` (every key ``module.*``) without the prefix."""
     if (isinstance(state_dict, dict) and state_dict

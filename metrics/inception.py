@@ -31,7 +31,7 @@ import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imp
 import jittor as jt
 from jittor import nn
 
-from files.checkpoint import CheckpointError, load_state_dict
+from files.checkpoint import CheckpointError, check_weight_shapes, load_state_dict
 from ops import onednn_conv
 
 INPUT_SIZE = 299                  # pytorch-fid resizes every image to 299 x 299
@@ -281,29 +281,17 @@ def file_sha256(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
+def is_optional_key(key, shapes):
+    """``*.num_batches_tracked`` of a batch norm whose weight is expected (PyTorch >= 0.4.1)."""
+    return key.endswith(OPTIONAL_SUFFIX) and key[:-len(OPTIONAL_SUFFIX)] + ".weight" in shapes
+
+
 def check_state_dict(state_dict):
     """Raise InceptionWeightsError (one line) unless ``state_dict`` holds every key of
     ``expected_shapes`` with its shape, finite, and nothing else but ``*.num_batches_tracked``."""
     shapes = expected_shapes()
-    missing = [key for key in shapes if key not in state_dict]
-    unknown = [key for key in state_dict
-               if key not in shapes and not (key.endswith(OPTIONAL_SUFFIX)
-                                             and key[:-len(OPTIONAL_SUFFIX)] + ".weight" in shapes)]
-    if missing or unknown:
-        found = len(state_dict) - len(unknown)
-        what = (f"missing {len(missing)} of its {len(shapes)} tensors (e.g. {missing[0]})"
-                if missing else f"{len(unknown)} keys it does not have (e.g. {unknown[0]})")
-        raise InceptionWeightsError(
-            f"not pytorch-fid's Inception weights: {what}; {found} keys match"
-            + (f", first key {next(iter(state_dict))}" if state_dict else ""))
-    for key, shape in shapes.items():
-        array = state_dict[key]
-        if tuple(array.shape) != tuple(shape):
-            raise InceptionWeightsError(f"not pytorch-fid's Inception weights: {key} has shape "
-                                        f"{tuple(array.shape)}, expected {tuple(shape)}")
-        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-            raise InceptionWeightsError(f"{key} holds {array.dtype} values that are not all "
-                                        f"finite numbers; the file is damaged")
+    check_weight_shapes(state_dict, shapes, "pytorch-fid's Inception weights",
+                        InceptionWeightsError, lambda key: is_optional_key(key, shapes))
 
 
 def load_weights(path, model=None):

@@ -32,7 +32,7 @@ import numpy as np
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
-from files.checkpoint import CheckpointError, load_state_dict
+from files.checkpoint import CheckpointError, check_weight_shapes, load_state_dict
 from ops import onednn_conv
 
 # lpips' ScalingLayer: (x - SHIFT) / SCALE per RGB channel, for input in [-1, 1]
@@ -78,29 +78,6 @@ def lin_shapes():
                        for k, widths in enumerate(BLOCKS))
 
 
-def check_weights(state_dict, shapes, what, ignored=None):
-    """Raise LpipsWeightsError (one line, saying the file is not ``what``) unless
-    ``state_dict`` holds every key of ``shapes`` with its shape and finite float values, and no
-    other key but those starting with ``ignored``."""
-    missing = [key for key in shapes if key not in state_dict]
-    unknown = [key for key in state_dict
-               if key not in shapes and not (ignored and key.startswith(ignored))]
-    if missing or unknown:
-        found = len(state_dict) - len(unknown)
-        problem = (f"missing {len(missing)} of its {len(shapes)} tensors (e.g. {missing[0]})"
-                   if missing else f"{len(unknown)} keys it does not have (e.g. {unknown[0]})")
-        raise LpipsWeightsError(f"not {what}: {problem}; {found} keys match, first key "
-                                f"{next(iter(state_dict))}")
-    for key, shape in shapes.items():
-        array = state_dict[key]
-        if tuple(array.shape) != tuple(shape):
-            raise LpipsWeightsError(f"not {what}: {key} has shape {tuple(array.shape)}, "
-                                    f"expected {tuple(shape)}")
-        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-            raise LpipsWeightsError(f"{key} holds {array.dtype} values that are not all finite "
-                                    f"numbers; the file is damaged")
-
-
 def read_weights(path, shapes, what, ignored=None):
     """``{key: float32 array}`` for ``shapes``' keys from the file at ``path`` (safe reader);
     LpipsWeightsError naming the file when it cannot be read or is not ``what``."""
@@ -110,7 +87,8 @@ def read_weights(path, shapes, what, ignored=None):
     except CheckpointError as error:
         raise LpipsWeightsError(str(error)) from None
     try:
-        check_weights(state_dict, shapes, what, ignored)
+        check_weight_shapes(state_dict, shapes, what, LpipsWeightsError,
+                            None if ignored is None else lambda key: key.startswith(ignored))
     except LpipsWeightsError as error:
         raise LpipsWeightsError(f"{path}: {error}") from None
     return OrderedDict((key, np.asarray(state_dict[key], np.float32)) for key in shapes)

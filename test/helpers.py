@@ -29,3 +29,22 @@ def children(pid):
             except (OSError, IndexError, ValueError):
                 pass
     return found
+
+
+def smooth_targets(size, n=3, seed=0):
+    """Images a generator does not make exactly: (n, 3, size, size) colour ramps in
+    [-0.8, 0.8], float32."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    return np.stack([np.stack([np.full((size, size), c[0]), xx * c[1], yy * c[2]])
+                     for c in rng.uniform(-0.8, 0.8, (n, 3))]).astype(np.float32)
+
+
+def seeded_generator(code_dim, n_mlp, width, seed=0):
+    """A StyledGenerator of that size drawn after ``jt.set_global_seed(seed)``, in eval mode."""
+    import jittor as jt
+    from model import StyledGenerator
+    jt.set_global_seed(seed)
+    model = StyledGenerator(code_dim, n_mlp, width)
+    model.eval()
+    return model

@@ -2,24 +2,19 @@
 import numpy as np
 import pytest
 
-import jittor as jt
-
 from cli import UsageError
 from directions import build_parser, main
 from files.checkpoint import atomic_save
 from files.latents import load_directions
+from helpers import seeded_generator
 from latents.sefa import sefa_directions, style_weights
-from model import StyledGenerator
 
 CODE_DIM, N_MLP, WIDTH = 8, 2, 8
 
 
 @pytest.fixture(scope="module")
 def generator():
-    jt.set_global_seed(0)
-    model = StyledGenerator(CODE_DIM, N_MLP, WIDTH)
-    model.eval()
-    return model
+    return seeded_generator(CODE_DIM, N_MLP, WIDTH)
 
 
 def test_directions_are_orthonormal_eigenvectors_sorted_by_eigenvalue(generator):

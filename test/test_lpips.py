@@ -19,7 +19,7 @@ from cli import UsageError
 from files.checkpoint import atomic_save, write_torch_file
 from latents.projection import LPIPS_MAX_SIZE, Schedule, area_downsample, project
 from metrics import lpips
-from model import StyledGenerator
+from helpers import seeded_generator, smooth_targets
 from projector import build_parser, main
 from tools.make_lpips_fixtures import (GRADIENT_PAIR, KEYS_FILE, REFERENCE_FILE, fixture_pairs,
                                        seeded_weights)
@@ -183,20 +183,9 @@ def test_bad_weight_files_are_refused_in_one_line_naming_them(files, tmp_path):
 # The projector with LPIPS
 # ------------------------------------------------------------------------------------------------
 
-def smooth_targets(size, n=2, seed=0):
-    """Images the generator does not make exactly: colour ramps in [-0.8, 0.8]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    return np.stack([np.stack([np.full((size, size), c[0]), xx * c[1], yy * c[2]])
-                     for c in rng.uniform(-0.8, 0.8, (n, 3))]).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def generator():
-    jt.set_global_seed(0)
-    model = StyledGenerator(CODE_DIM, N_MLP, WIDTH)
-    model.eval()
-    return model
+    return seeded_generator(CODE_DIM, N_MLP, WIDTH)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +198,7 @@ def checkpoint(tmp_path_factory, generator):
                  "d_optimizer": {}, "step": 2, "alpha": 1.0, "used_sample": 0, "iteration": 1,
                  "args": {"code_dim": CODE_DIM, "n_mlp": N_MLP, "width": WIDTH}}, path)
     images = []
-    for i, target in enumerate(smooth_targets(16)):
+    for i, target in enumerate(smooth_targets(16, n=2)):
         images.append(str(folder / f"ramp{i}.png"))
         Image.fromarray(np.rint((target.transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)).save(
             images[-1])
@@ -218,7 +207,7 @@ def checkpoint(tmp_path_factory, generator):
 
 @pytest.mark.slow
 def test_projection_lowers_lpips(generator, net):
-    targets = smooth_targets(16)
+    targets = smooth_targets(16, n=2)
     result = project(generator, targets, 2, w_plus=True, schedule=Schedule(steps=20),
                      lpips=net)
     start = net(jt.array(result.start_images), jt.array(targets)).numpy()

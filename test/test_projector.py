@@ -15,18 +15,11 @@ from files.latents import load_latents
 from latents.projection import (Schedule, noise_penalty, normalized_noise, project, psnr,
                                 pixel_distance)
 from model import Discriminator, StyledGenerator
+from helpers import smooth_targets
 from projector import build_parser, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_DIM, N_MLP, WIDTH = 8, 2, 8
-
-
-def smooth_targets(size, n=3, seed=0):
-    """Images the generator does not make exactly: colour ramps in [-0.8, 0.8]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    return np.stack([np.stack([np.full((size, size), c[0]), xx * c[1], yy * c[2]])
-                     for c in rng.uniform(-0.8, 0.8, (n, 3))]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,13 @@ It writes two small files under test/fixtures/ and no weight file:
 ``seeded_weights`` and ``fixture_images`` use numpy alone, so the test rebuilds the same weights
 and images without PyTorch and writes the weights with ``files.checkpoint.write_torch_file``.
 """
-import json
 import os
 import sys
 import tempfile
 
 import numpy as np
+
+from tools.fixtures import write_keys_and_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
@@ -193,11 +194,7 @@ def main():
         print(f"KID {real}-{fake} ({subsets} subsets of {min(size, len(sets[fake]))}): "
               f"{mean!r} +- {std!r}")
 
-    with open(KEYS_FILE, "w") as f:
-        json.dump([[k, shape] for k, shape in keys], f, separators=(",", ":"))
-    np.savez_compressed(REFERENCE_FILE, **reference)
-    print(f"wrote {KEYS_FILE} ({os.path.getsize(KEYS_FILE)} bytes) and {REFERENCE_FILE} "
-          f"({os.path.getsize(REFERENCE_FILE)} bytes)")
+    write_keys_and_reference(KEYS_FILE, keys, REFERENCE_FILE, reference)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ It writes two small files under test/fixtures/ and no weight file:
 weights and images without PyTorch and writes the weights with
 ``files.checkpoint.write_torch_file``.
 """
-import json
 import os
 import sys
 
 import numpy as np
+
+from tools.fixtures import write_keys_and_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
@@ -143,11 +144,7 @@ def main():
               f"{np.round(reference[f'layers_{name}'][:, 0], 6).tolist()} (first pair)")
     print(f"the package in float32 against float64: {worst32:.2e} relative at most")
 
-    with open(KEYS_FILE, "w") as f:
-        json.dump([[k, shape] for k, shape in keys], f, separators=(",", ":"))
-    np.savez_compressed(REFERENCE_FILE, **reference)
-    print(f"wrote {KEYS_FILE} ({os.path.getsize(KEYS_FILE)} bytes) and {REFERENCE_FILE} "
-          f"({os.path.getsize(REFERENCE_FILE)} bytes)")
+    write_keys_and_reference(KEYS_FILE, keys, REFERENCE_FILE, reference)
 
 
 if __name__ == "__main__":
