@@ -39,6 +39,20 @@ if has_png "$HELDOUT/128"; then
     | tee "$OUT/swd.md"
   # every checkpoint of the run, scored alike: $OUT/swd.csv and $OUT/curves.png
   "$PYTHON" evaluate.py "$OUT" "$HELDOUT" --size 32 --n 488 --real_vs_real > /dev/null
+  # "your own images": four held-out emoji (never trained on) projected into W, mixed with each
+  # other, and edited along the top SeFa direction of the coarse layers
+  own=()
+  for name in emoji_1F605 emoji_1F60D emoji_1F62D emoji_1F63D; do
+    [ -f "$HELDOUT/32/$name.png" ] && own+=("$HELDOUT/32/$name.png")
+  done
+  if [ "${#own[@]}" -lt 4 ]; then
+    mapfile -t own < <(compgen -G "$HELDOUT/32/*.png" | sort | head -n 4)
+  fi
+  "$PYTHON" projector.py "$OUT/checkpoint/train_state.model" "${own[@]}" --size 32 \
+    --out "$OUT/own" --seed 0
+  "$PYTHON" directions.py "$checkpoint" --layers 0-1 --out "$OUT/own/coarse.npz"
+  "$PYTHON" generate.py "$checkpoint" --size 32 --w "$OUT/own/latents.npz" \
+    --direction "$OUT/own/coarse.npz:0" --strength -3:3:7 --out "$OUT/own"
 else
   echo "no held-out emoji in $HELDOUT/128 (data set built before they were split off): SWD skipped"
 fi
@@ -52,3 +66,4 @@ echo "  style mixing:      $OUT/generated/sample_mixing_0.png"
 echo "  interpolation:     $OUT/generated/interpolation.png and interpolation.gif"
 echo "  SWD table:         $OUT/swd.md (trained and untrained vs held-out emoji; lower is better)"
 echo "  over training:     $OUT/swd.csv (every checkpoint) and $OUT/curves.png (losses and SWD)"
+echo "  your own images:   $OUT/own/ (held-out emoji projected, mixed and edited)"
