@@ -11,7 +11,11 @@ what ``generator(z, noise, mean_style=mean, style_weight=psi)`` gives here.
 Mixing, projected latents and directions go through ``latents.synthesis`` (one style per
 synthesis layer); a plain mix of two seeds goes through the generator's own ``mixing_range``.
 Jittor's random generator is global and Jittor runs on its main thread only: every call here is
-made from the main thread (``explorer.server.MainThreadJobs``).
+made from the main thread (``explorer.server.MainThreadJobs``). While nobody waits, ``prefetch``
+draws the page's neighbouring seeds a step at a time (one batch of the mean style a step), so a
+request waits for one batch at most; a request that comes between two steps abandons the seed
+half drawn (``interrupt``: it re-seeds the generator that drawing depends on), and that seed is
+drawn again from its start later, never resumed.
 """
 import io
 import math
@@ -27,7 +31,7 @@ from explorer.state import Limits, RequestError, State
 from files.grid import PNG_OPTIONS, normalize, tile_corners, unit_to_bytes
 from files.latents import N_LAYERS, LatentsError, load_directions, load_latents
 from latents.synthesis import edit, mix, synthesize
-from model import average_style, noise_shapes, step_for_size, truncate
+from model import average_style_steps, noise_shapes, step_for_size, truncate
 
 ALPHA = 1                            # the newest block fully faded in, as generate.py samples
 PARTS = ("main", "source", "mix", "grid")
@@ -112,25 +116,43 @@ class Renderer:
         self.draws_cache = ByteBoundedCache(draws_cache_bytes, draws_bytes)
         self.png_cache = ByteBoundedCache(png_cache_bytes, len)
         self.wanted = []     # (seed, truncated) worth drawing while idle: the page's neighbours
+        self.prefetching = None   # (key, draw_steps) of the seed ``prefetch`` is drawing
 
     def limits(self):
         return Limits(self.max_size, self.latents.names(), self.directions.names())
 
     # -- a seed's random draws, as generate.py makes them ---------------------------------------
 
+    def draw_steps(self, seed, truncated):
+        """``seed_draws``'s drawing one step at a time (a Python generator returning the
+        SeedDraws): seeds Jittor and draws the mean style a batch a step (``average_style_steps``,
+        generate.py's values), then z and the noise maps in one last step. Run it under
+        ``jt.no_grad()``, with nothing between its steps that touches Jittor's random generator."""
+        jt.set_global_seed(seed)
+        mean = None
+        if truncated:
+            mean = (yield from average_style_steps(self.generator)).numpy()
+        z = jt.randn(1, self.code_dim)
+        noise = [jt.randn(*shape) for shape in noise_shapes(self.max_step, 1)]
+        jt.sync([z] + noise)
+        return SeedDraws(mean, z.numpy(), [maps.numpy() for maps in noise])
+
     @jt.no_grad()
     def seed_draws(self, seed, truncated):
         """(mean or None, z, noise maps 4 px .. max size) of ``seed``, drawn in generate.py's
-        order: the mean style only where generate.py computes it (truncation not 1)."""
+        order: the mean style only where generate.py computes it (truncation not 1). Drawing
+        re-seeds Jittor's random generator, so it abandons a prefetch in progress."""
         key = (seed, truncated)
         draws = self.draws_cache.get(key)
         if draws is None:
-            jt.set_global_seed(seed)
-            mean = average_style(self.generator).numpy() if truncated else None
-            z = jt.randn(1, self.code_dim)
-            noise = [jt.randn(*shape) for shape in noise_shapes(self.max_step, 1)]
-            jt.sync([z] + noise)
-            draws = SeedDraws(mean, z.numpy(), [maps.numpy() for maps in noise])
+            self.interrupt()
+            steps = self.draw_steps(seed, truncated)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as finished:
+                    draws = finished.value
+                    break
             self.draws_cache.put(key, draws)
         return draws
 
@@ -144,14 +166,45 @@ class Renderer:
                 self.wanted.insert(0, key)
         del self.wanted[PREFETCH_QUEUE:]
 
+    @jt.no_grad()
     def prefetch(self):
-        """Draw one wanted seed; False when none is left."""
-        while self.wanted:
-            seed, truncated = self.wanted.pop(0)
-            if (seed, truncated) not in self.draws_cache:
-                self.seed_draws(seed, truncated)
-                return True
-        return False
+        """One step of drawing the wanted seeds: at most one batch of a mean style (1024 latents
+        through the mapping network), or a seed's z and noise; the seed's draws go into the
+        cache at its last step. False when nothing was left to draw. Between two steps the
+        server answers requests; one that comes while a seed is half drawn abandons it
+        (``interrupt``), since Jittor's random generator is global."""
+        if self.prefetching is None:
+            while self.wanted:
+                key = self.wanted.pop(0)
+                if key not in self.draws_cache:
+                    self.prefetching = (key, self.draw_steps(*key))
+                    break
+            else:
+                return False
+        key, steps = self.prefetching
+        try:
+            next(steps)
+        except StopIteration as finished:
+            self.prefetching = None
+            self.draws_cache.put(key, finished.value)
+        except BaseException:
+            self.prefetching = None
+            raise
+        return True
+
+    def interrupt(self):
+        """Abandon the seed half drawn by ``prefetch``, if any (the caller is about to use
+        Jittor's random generator, whose state the rest of that drawing depends on): it goes
+        back to the front of ``wanted``, to be drawn again from its start, never resumed."""
+        if self.prefetching is None:
+            return
+        key, steps = self.prefetching
+        self.prefetching = None
+        steps.close()
+        if key in self.wanted:
+            self.wanted.remove(key)
+        self.wanted.insert(0, key)
+        del self.wanted[PREFETCH_QUEUE:]
 
     # -- styles ----------------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ Routes (all GET but the save):
     /api/command?STATE     the generate.py command for the picture (JSON)
     /api/file?kind=latents|directions&name=NAME
                            what a listed file holds (JSON)
+    /api/stats             the bounded caches' fullness: bytes, budget, entries (JSON; for
+                           tools/load_explorer.py)
     POST /api/save?STATE&part=P
                            writes the picture under the output folder, returns its path (JSON)
 
@@ -71,7 +73,8 @@ class MainThreadJobs:
     """Work for Jittor, which runs only on the thread that imported it (it crashes elsewhere):
     the request threads queue their work here and wait, and the main thread runs it in turn.
     A job whose channel has a newer job waiting is dropped unrun (``Superseded``); while the
-    queue is empty the renderer draws the seeds the page is likely to ask for next."""
+    queue is empty the renderer draws the seeds the page is likely to ask for next, a step at a
+    time; a job abandons a seed half drawn (``Renderer.interrupt``)."""
 
     def __init__(self, renderer):
         self.renderer = renderer
@@ -100,13 +103,18 @@ class MainThreadJobs:
         return job.result
 
     def serve(self, stopping):
-        """Run jobs until ``stopping`` is set (on the main thread; signals interrupt it)."""
+        """Run jobs until ``stopping`` is set (on the main thread; signals interrupt it). While
+        the renderer is drawing (``idle`` did a step), the queue is looked at between its steps
+        without waiting, so a request waits for one step at most."""
+        busy = False
         while not stopping.is_set():
             try:
-                job = self.queue.get(timeout=0.05)
+                job = self.queue.get(block=False) if busy else self.queue.get(timeout=0.05)
             except queue.Empty:
-                self.idle()
+                busy = self.idle()
                 continue
+            busy = False
+            self.renderer.interrupt()   # the job may re-seed Jittor's random generator
             try:
                 with self.guard:
                     stale = job.channel and self.tickets.get(job.channel, job.ticket) != job.ticket
@@ -120,13 +128,17 @@ class MainThreadJobs:
                 job.done.set()
 
     def idle(self):
-        """Draw one seed the page may want next, once no request came for a while."""
-        if self.renderer.wanted and time.monotonic() - self.last_request > IDLE_BEFORE_PREFETCH:
+        """One step of drawing the seeds the page may want next (at most one batch of a mean
+        style), once no request came for a while; True when a step was made."""
+        renderer = self.renderer
+        if ((renderer.wanted or renderer.prefetching is not None)
+                and time.monotonic() - self.last_request > IDLE_BEFORE_PREFETCH):
             try:
-                self.renderer.prefetch()
+                return renderer.prefetch()
             except Exception as error:   # a failed prefetch only costs a later request time
                 print(f"explore.py: prefetch failed: {error}", file=sys.stderr, flush=True)
-                self.renderer.wanted.clear()
+                renderer.wanted.clear()
+        return False
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -183,6 +195,18 @@ class ExplorerServer(ThreadingHTTPServer):
             "max_edits": MAX_EDITS,
             "mixing_ranges": {name: list(r) for name, r in MIXING_RANGES.items()},
         }
+
+    def stats(self):
+        """The caches' byte totals, budgets and entries, read without waiting for the main
+        thread (plain numbers; a report, not a lock-step view)."""
+        renderer = self.renderer
+        caches = {"draws": getattr(renderer, "draws_cache", None),
+                  "png": getattr(renderer, "png_cache", None)}
+        return {"caches": {name: {"bytes": cache.total, "budget": cache.budget,
+                                  "entries": len(cache)}
+                           for name, cache in caches.items() if cache is not None},
+                "wanted": len(renderer.wanted),
+                "prefetching": getattr(renderer, "prefetching", None) is not None}
 
     def file_path(self, kind, name):
         catalogue = self.renderer.latents if kind == "latents" else self.renderer.directions
@@ -256,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch({"/": self.get_page, "/index.html": self.get_page,
                        "/favicon.ico": self.get_favicon, "/api/info": self.get_info,
                        "/api/image.png": self.get_image, "/api/command": self.get_command,
-                       "/api/file": self.get_file})
+                       "/api/file": self.get_file, "/api/stats": self.get_stats})
 
     def do_POST(self):
         self.dispatch({"/api/save": self.post_save})
@@ -303,6 +327,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(generate_command(state, self.server.checkpoint,
                                         self.server.file_path("latents", state.latents),
                                         self.server.file_path("directions", state.directions)))
+
+    def get_stats(self, query):
+        self.send_json(self.server.stats())
 
     def get_file(self, query):
         _, api = split_query(query, keys=("kind", "name"))

@@ -205,6 +205,11 @@ class StandInRenderer:
     def prefetch(self):
         return False
 
+    prefetching = None
+
+    def interrupt(self):
+        pass
+
 
 @pytest.fixture
 def stand_in_server(tmp_path):
@@ -253,6 +258,8 @@ def test_the_server_answers_pages_pictures_and_refusals(stand_in_server):
     assert status == 200 and b"--seed 2" in body
     status, _, _ = fetch(url + "api/image.png?seed=1")   # the server went on after the refusals
     assert status == 200
+    status, body, _ = fetch(url + "api/stats")
+    assert status == 200 and b'"caches": {}' in body and b'"prefetching": false' in body
 
 
 def test_saving_writes_only_into_the_output_folder(stand_in_server, tmp_path):
@@ -292,6 +299,92 @@ def test_a_request_superseded_in_its_channel_is_dropped_unrun():
         thread.join(timeout=10)
     stopping.set()
     assert answers["old"] == "superseded" and ran == ["new"]
+
+
+class SteppingRenderer(StandInRenderer):
+    """A stand-in whose prefetch takes ``steps`` steps a seed, and tells ``events`` what ran."""
+
+    def __init__(self, steps, events, on_step=None):
+        super().__init__(None)
+        self.steps, self.events, self.on_step = steps, events, on_step
+        self.wanted = [(7, True)]
+        self.prefetching = None
+        self.done = []
+
+    def prefetch(self):
+        if self.prefetching is None:
+            if not self.wanted:
+                self.events.append("nothing left")
+                return False
+            self.prefetching = [self.wanted.pop(0), 0]
+        self.prefetching[1] += 1
+        key, step = self.prefetching
+        self.events.append(f"step {step}")
+        if step == self.steps:
+            self.done.append(key)
+            self.prefetching = None
+        if self.on_step:
+            self.on_step(step)
+        return True
+
+    def interrupt(self):
+        if self.prefetching is not None:
+            self.events.append("interrupted")
+            self.wanted.insert(0, self.prefetching[0])
+            self.prefetching = None
+
+
+class RecordingQueue:
+    """A job queue that tells ``events`` whether each look waited."""
+
+    def __init__(self, events):
+        import queue
+        self.inner, self.events = queue.Queue(), events
+
+    def put(self, job):
+        self.inner.put(job)
+
+    def get(self, block=True, timeout=None):
+        self.events.append("look, waiting" if block else "look")
+        return self.inner.get(block, timeout)
+
+
+def serve_until_stopped(jobs, stopping, timeout):
+    """``jobs.serve(stopping)``, stopped after ``timeout`` s at the latest: a failure in the
+    test's stopping condition fails the test instead of hanging it."""
+    watchdog = threading.Timer(timeout, stopping.set)
+    watchdog.start()
+    try:
+        jobs.serve(stopping)
+    finally:
+        watchdog.cancel()
+
+
+def test_a_request_waits_for_one_prefetch_step_at_most(monkeypatch):
+    """A job queued during a prefetch's first step runs right after it (the queue looked at
+    without waiting), abandons the half-drawn seed, which is then drawn again from its start."""
+    from explorer import server as server_module
+    from explorer.server import Job
+    monkeypatch.setattr(server_module, "IDLE_BEFORE_PREFETCH", 0.0)
+    events = []
+    stopping = threading.Event()
+
+    def on_step(step):
+        if events.count("step 1") == 1 and step == 1:   # a request arrives during step 1
+            jobs.queue.put(Job(lambda: events.append("job"), "", 1))
+        if renderer.done:
+            stopping.set()
+    renderer = SteppingRenderer(4, events, on_step)
+    jobs = MainThreadJobs(renderer)
+    jobs.queue = RecordingQueue(events)
+    jobs.last_request = time.monotonic() - 10
+    serve_until_stopped(jobs, stopping, 30)
+    steps = [e for e in events if e.startswith("step") or e in ("job", "interrupted")]
+    assert steps == ["step 1", "interrupted", "job", "step 1", "step 2", "step 3", "step 4"]
+    assert renderer.done == [(7, True)] and renderer.wanted == []
+    for before, after in zip(events, events[1:]):
+        if before.startswith("step"):              # between steps: a look that does not wait
+            assert after == "look", events
 
 
 # -- slow: pictures, command line, signals, load, browser ----------------------------------------
@@ -426,6 +519,90 @@ def test_grid_mix_edits_and_latents_are_the_library_pictures(tiny_files, tiny_re
         renderer.images(parse_state("size=16&directions=coarse.npz&edits=4:1", limits), "main")
 
 
+def fresh_renderer(tiny_renderer):
+    """A Renderer of the tiny generator with empty caches."""
+    from explorer.renderer import Renderer
+    r = tiny_renderer
+    return Renderer(r.generator, r.info, r.max_size, r.latents, r.directions)
+
+
+def assert_same_draws(drawn, fresh):
+    assert (drawn.mean is None) == (fresh.mean is None)
+    if fresh.mean is not None:
+        assert np.array_equal(drawn.mean, fresh.mean)
+    assert np.array_equal(drawn.z, fresh.z)
+    assert len(drawn.noise) == len(fresh.noise)
+    for a, b in zip(drawn.noise, fresh.noise):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_prefetch_stepped_to_its_end_draws_what_seed_draws_does(tiny_renderer):
+    from model import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS
+    batches = -(-MEAN_STYLE_LATENTS // MEAN_STYLE_BATCH)
+    for truncated, expected_steps in ((True, batches + 1), (False, 1)):
+        renderer = fresh_renderer(tiny_renderer)
+        renderer.want([5], truncated)
+        steps = 0
+        while renderer.prefetch():
+            steps += 1
+            if steps < expected_steps:               # one batch of the mean a step: not done yet
+                assert renderer.prefetching is not None
+                assert (5, truncated) not in renderer.draws_cache
+        assert steps == expected_steps
+        drawn = renderer.draws_cache.get((5, truncated))
+        assert_same_draws(drawn, fresh_renderer(tiny_renderer).seed_draws(5, truncated))
+
+
+@pytest.mark.slow
+def test_an_interrupted_prefetch_is_drawn_again_from_its_start(tiny_renderer, monkeypatch):
+    """Through the server's loop: after one step of seed 5's prefetch a request for seed 9
+    comes (it re-seeds Jittor); it runs next, its picture is the one made with no prefetch in
+    flight, and seed 5 is drawn again from its start: all its batches again, the same draws."""
+    from explorer import server as server_module
+    from explorer.server import Job
+    from model import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS
+    monkeypatch.setattr(server_module, "IDLE_BEFORE_PREFETCH", 0.0)
+    batches = -(-MEAN_STYLE_LATENTS // MEAN_STYLE_BATCH)
+    renderer = fresh_renderer(tiny_renderer)
+    state = parse_state("seed=9&psi=0.7&size=16", renderer.limits())
+    events, shown = [], {}
+    stopping = threading.Event()
+    prefetch = renderer.prefetch
+
+    def request():
+        events.append("job")
+        assert renderer.prefetching is None and renderer.wanted[0] == (5, True)
+        shown["main"] = renderer.pixels(state, "main")
+
+    def step():
+        try:
+            progressed = prefetch()
+        except BaseException:
+            stopping.set()                                  # the server would go on: stop it
+            raise
+        events.append("step" if progressed else "nothing left")
+        if events == ["step"]:
+            events.append("half drawn" if renderer.prefetching is not None else "drawn")
+            jobs.queue.put(job)
+        if renderer.prefetching is None and not renderer.wanted:
+            stopping.set()                                  # all drawn
+        return progressed
+    renderer.prefetch = step
+    job = Job(request, "", 1)
+    jobs = MainThreadJobs(renderer)
+    jobs.last_request = time.monotonic() - 10
+    renderer.want([5], True)
+    serve_until_stopped(jobs, stopping, 600)
+    assert job.error is None and job.done.is_set()
+    assert events == ["step", "half drawn", "job"] + ["step"] * (batches + 1)
+    assert np.array_equal(shown["main"], fresh_renderer(tiny_renderer).pixels(state, "main"))
+    assert_same_draws(renderer.draws_cache.get((5, True)),
+                      fresh_renderer(tiny_renderer).seed_draws(5, True))
+    assert_same_draws(renderer.draws_cache.get((9, True)),
+                      fresh_renderer(tiny_renderer).seed_draws(9, True))
+
+
 def start_explorer(tiny_files, *extra):
     command = [sys.executable, "explore.py", tiny_files["checkpoint"], "--port", "0",
                "--size", "32", "--latents", tiny_files["latents"], "--directions",
@@ -477,29 +654,25 @@ def test_the_load_tool_runs_clean(tiny_files):
     assert re.search(r"40 requests from 4 clients .* 0 failed; good ones p50 \d+ ms, p95 \d+ ms",
                      run.stdout)
     assert "exit 143" in run.stdout
+    size = r"[\d.]+ [kM]B"
+    warm = re.search(rf"warm-up: (\d+) requests in \d+ rounds of 20, caches .*: draws {size} "
+                     rf"of 256.0 MB \((\d+) entries\), png {size} of 64.0 MB \((\d+) entries\)",
+                     run.stdout)
+    assert warm and int(warm.group(1)) >= 20 and int(warm.group(2)) > 0, run.stdout
+    assert int(warm.group(3)) > 0
+    assert re.search(rf"caches before -> after: draws {size} -> {size} of 256.0 MB, png {size} -> "
+                     rf"{size} of 64.0 MB; memory growth besides them -?[\d.]+ MB", run.stdout)
 
 
 # -- the page in headless Chromium ----------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1200,900")
-
-
 @pytest.fixture
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (install.sh)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tmp_path / 'profile'}",):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    from tools.browser import missing, start_chromium
+    problem = missing()
+    if problem:
+        pytest.skip(problem)
+    driver = start_chromium(tmp_path / "profile")
     yield driver
     driver.quit()
 
