@@ -548,6 +548,18 @@ MEAN_STYLE_BATCH = 1024
 MEAN_STYLE_LATENTS = 10 * MEAN_STYLE_BATCH   # the reference's generate.py: 10 means of 1024
 
 
+def run_steps(steps, after_step=None):
+    """Run the Python generator ``steps`` to its end, calling ``after_step()`` after each of
+    its steps; returns the generator's return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if after_step is not None:
+            after_step()
+
+
 def average_style_steps(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATCH):
     """``average_style`` one batch at a time: a Python generator that draws and maps one batch of
     latents (synced) at each ``next``, yields the latents done so far, and returns the mean (the
@@ -575,14 +587,8 @@ def average_style(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATC
     reference's generate.py does (the mean of 10 means of 1024); a smaller last batch counts by
     its size. ``progress`` (a tqdm bar) advances once a batch. ``average_style_steps`` run to
     its end."""
-    steps = average_style_steps(generator, n_latents, batch)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as finished:
-            return finished.value
-        if progress is not None:
-            progress.update(1)
+    return run_steps(average_style_steps(generator, n_latents, batch),
+                     None if progress is None else lambda: progress.update(1))
 
 
 def minibatch_stddev(out):

@@ -31,7 +31,7 @@ from explorer.state import Limits, RequestError, State
 from files.grid import PNG_OPTIONS, normalize, tile_corners, unit_to_bytes
 from files.latents import N_LAYERS, LatentsError, load_directions, load_latents
 from latents.synthesis import edit, mix, synthesize
-from model import average_style_steps, noise_shapes, step_for_size, truncate
+from model import average_style_steps, noise_shapes, run_steps, step_for_size, truncate
 
 ALPHA = 1                            # the newest block fully faded in, as generate.py samples
 PARTS = ("main", "source", "mix", "grid")
@@ -146,13 +146,7 @@ class Renderer:
         draws = self.draws_cache.get(key)
         if draws is None:
             self.interrupt()
-            steps = self.draw_steps(seed, truncated)
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as finished:
-                    draws = finished.value
-                    break
+            draws = run_steps(self.draw_steps(seed, truncated))
             self.draws_cache.put(key, draws)
         return draws
 
