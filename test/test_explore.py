@@ -24,6 +24,7 @@ from explorer.commands import generate_command
 from explorer.server import MainThreadJobs, Superseded, make_server, save_name
 from explorer.state import (MAX_GRID_PIXELS, MIXING_RANGES, Limits, RequestError, State,
                             parse_state)
+from tools.explorer_process import start_explorer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMITS = Limits(max_size=32, latents=("faces.npz",), directions=("coarse.npz",))
@@ -603,25 +604,17 @@ def test_an_interrupted_prefetch_is_drawn_again_from_its_start(tiny_renderer, mo
                       fresh_renderer(tiny_renderer).seed_draws(9, True))
 
 
-def start_explorer(tiny_files, *extra):
-    command = [sys.executable, "explore.py", tiny_files["checkpoint"], "--port", "0",
-               "--size", "32", "--latents", tiny_files["latents"], "--directions",
-               tiny_files["directions"], "--out", str(tiny_files["folder"] / "out"), *extra]
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
-    for line in server.stdout:
-        match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
-        if match:
-            return server, match.group(1)
-    server.kill()
-    raise AssertionError(f"explore.py did not start: {server.stderr.read()[-2000:]}")
+def start_tiny_explorer(tiny_files, *extra):
+    return start_explorer(tiny_files["checkpoint"], "--size", "32", "--latents",
+                          tiny_files["latents"], "--directions", tiny_files["directions"],
+                          "--out", str(tiny_files["folder"] / "out"), *extra)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "interrupted (Ctrl-C)"),
                                                 (signal.SIGTERM, 143, "stopped by SIGTERM")])
 def test_ctrl_c_and_sigterm_stop_it_cleanly(tiny_files, signum, code, line):
-    server, url = start_explorer(tiny_files)
+    server, url = start_tiny_explorer(tiny_files)
     assert fetch(url + "api/image.png?seed=1")[0] == 200
     server.send_signal(signum)
     assert server.wait(timeout=60) == code
@@ -710,7 +703,7 @@ def test_the_page_in_chromium_shows_the_library_pictures(tiny_files, tiny_render
                                                          tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    server, url = start_explorer(tiny_files)
+    server, url = start_tiny_explorer(tiny_files)
     try:
         browser.get(url + "?seed=3&psi=0.7&size=16")
         first = shown_picture(browser, "main")

@@ -19,9 +19,8 @@ Exit 1 when a request failed (a bad one answered other than 400, a good one othe
 the memory grew by more than --max_growth_mb besides the caches' growth, or the server did not
 stop cleanly.
 """
-import json
 import argparse
-import os
+import json
 import random
 import re
 import signal
@@ -33,17 +32,16 @@ import urllib.error
 import urllib.request
 
 from explorer.server import IDLE_BEFORE_PREFETCH
+from tools.explorer_process import ExplorerStartError, start_explorer
 
 MAX_REQUESTS = 10000
 MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 120
-START_TIMEOUT = 900          # Jittor may compile its operators at the first start
 SEED_POOL = 16
 CACHE_FULL = 0.9            # a cache holding this share of its budget is full
 CACHE_SETTLED = 0.05         # ... or one growing by less than this share in a warm-up round
 BAD_QUERIES = ("seed=abc", "size=4096", "psi=9", "latents=../../etc/passwd", "directions=x.npz",
                "seed=1&seed=2", "view=nothing")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def resident_mb(pid):
@@ -73,12 +71,15 @@ class Client:
             status = error.code
         return status, time.perf_counter() - start
 
+    def get_json(self, path):
+        """The JSON the server answers at ``path``."""
+        with self.opener.open(self.url + path, timeout=REQUEST_TIMEOUT) as response:
+            return json.loads(response.read())
 
-def cache_stats(url):
+
+def cache_stats(client):
     """{cache name: {"bytes", "budget", "entries"}} of the server's bounded caches."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url + "api/stats", timeout=REQUEST_TIMEOUT) as response:
-        return json.loads(response.read())["caches"]
+    return client.get_json("api/stats")["caches"]
 
 
 def amount(n_bytes):
@@ -101,33 +102,18 @@ def settled(before, after):
 def warm_up(url, size, per_round, n_clients, seed, max_rounds):
     """Rounds of the measured kind of traffic (other seeds of the mix) until the caches are
     full or stop growing; (requests sent, rounds, whether they settled, failures)."""
-    caches = cache_stats(url)
+    client = Client(url)
+    caches = cache_stats(client)
     sent, failures = 0, []
     for r in range(max_rounds):
         _, round_failures = load(url, size, per_round, n_clients, f"{seed}-warm-up-{r}")
         sent += per_round
         failures += round_failures
-        now = cache_stats(url)
+        now = cache_stats(client)
         if settled(caches, now):
             return sent, r + 1, True, failures
         caches = now
     return sent, max_rounds, False, failures
-
-
-def start_server(checkpoint, size):
-    command = [sys.executable, os.path.join(ROOT, "explore.py"), checkpoint, "--port", "0",
-               "--host", "127.0.0.1", "--size", str(size)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=ROOT)
-    deadline = time.monotonic() + START_TIMEOUT
-    for line in server.stdout:
-        match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
-        if match:
-            return server, match.group(1)
-        if time.monotonic() > deadline:
-            break
-    server.kill()
-    raise SystemExit(f"load_explorer: the server did not start: {server.stderr.read()[-500:]}")
 
 
 def single_changes(client, size, repeats):
@@ -212,7 +198,10 @@ def main():
     if not 0 <= args.warmup_rounds <= 100:
         parser.error("--warmup_rounds 0..100")
 
-    server, url = start_server(args.path, args.size)
+    try:
+        server, url = start_explorer(args.path, "--host", "127.0.0.1", "--size", str(args.size))
+    except ExplorerStartError as error:
+        raise SystemExit(f"load_explorer: {error}") from None
     failed = False
     try:
         client = Client(url)
@@ -222,7 +211,7 @@ def main():
         half = max(1, args.requests // 2)
         sent, rounds, steady, warm_failures = warm_up(url, args.size, half, args.clients,
                                                       args.seed, args.warmup_rounds)
-        caches_before = cache_stats(url)
+        caches_before = cache_stats(client)
         fullness = ("full or steady" if steady else
                     "still growing" if rounds else "as they were (no warm-up)")
         print(f"warm-up: {sent} requests in {rounds} rounds of {half}, caches {fullness}: "
@@ -232,7 +221,7 @@ def main():
         latencies, failures = load(url, args.size, args.requests, args.clients, args.seed + 1)
         elapsed = time.perf_counter() - start
         after = resident_mb(server.pid)
-        caches_after = cache_stats(url)
+        caches_after = cache_stats(client)
         cache_growth = sum(c["bytes"] - caches_before[name]["bytes"]
                            for name, c in caches_after.items()) / 2 ** 20
         print(f"{args.requests} requests from {args.clients} clients in {elapsed:.1f} s: "

@@ -8,33 +8,18 @@ every picture shown is the page's current state, and saves a PNG.
         --out docs/explorer_screenshot.png
 """
 import argparse
-import os
-import re
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 
 from tools.browser import missing, start_chromium
+from tools.explorer_process import ExplorerStartError, start_explorer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # true once every visible picture shows the page's current state (the page marks each with it)
 PICTURES_READY = ("const shown = [...document.querySelectorAll('#pictures figure')]"
                   ".filter(f => f.offsetParent !== null).map(f => f.querySelector('img'));"
                   "return shown.length > 0 && shown.every(img => img.complete && "
                   "img.naturalWidth > 0 && img.dataset.query === document.body.dataset.query);")
-
-
-def start_explorer(checkpoint, extra):
-    server = subprocess.Popen([sys.executable, "explore.py", checkpoint, "--port", "0", *extra],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    for line in server.stdout:
-        match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
-        if match:
-            return server, match.group(1)
-    server.wait()
-    raise SystemExit(f"screenshot_explorer: explore.py did not start (exit {server.returncode})")
 
 
 def main():
@@ -54,7 +39,10 @@ def main():
         parser.exit(1, f"screenshot_explorer: {problem}\n")
     extra = [flag for path in args.latents for flag in ("--latents", path)]
     extra += [flag for path in args.directions for flag in ("--directions", path)]
-    server, url = start_explorer(args.checkpoint, extra)
+    try:   # explore.py's stderr (Jittor compiling) goes to the terminal
+        server, url = start_explorer(args.checkpoint, *extra, stderr=None)
+    except ExplorerStartError as error:
+        raise SystemExit(f"screenshot_explorer: {error}") from None
     try:
         with tempfile.TemporaryDirectory() as profile:
             driver = start_chromium(profile, (args.width, args.height))
