@@ -8,11 +8,14 @@ The directions are the eigenvectors of A^T A, where A stacks the style affine we
 chosen synthesis layers (layer i works at 4 * 2**i px): the unit moves of w that change those
 layers' AdaIN scales and biases most. The file (``files/latents.py``) holds the vectors, largest
 eigenvalue first, the layer range and the eigenvalues; generate.py applies a direction to the
-same layers only.
+same layers only. By default A is first projected off the one change per AdaIN that the next
+instance norm cancels (a rescale of its output at the mean style; latents/sefa.py); --plain
+keeps the authors' A.
 """
 import argparse
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
 
 import cli
 from cli import UsageError
@@ -20,11 +23,12 @@ from files.checkpoint import CheckpointError, load_generator
 from files.latents import save_directions
 from latents.sefa import sefa_directions
 from latents.synthesis import parse_layers
-from model import size_for_step
+from model import average_style, size_for_step
 
 DEFAULT_LAYERS = "coarse"
 DEFAULT_OUT = "directions.npz"
 SHOWN_VALUES = 5
+MEAN_STYLE_SEED = 0      # the mean style's latents: the same file from the same checkpoint
 
 
 def main(args):
@@ -42,12 +46,18 @@ def main(args):
                          f"({size_for_step(layers[1])} px), but {args.path} was trained only to "
                          f"layer {info['max_step']} ({size_for_step(info['max_step'])} px); "
                          f"the layers above are untrained")
-    vectors, values = sefa_directions(generator, layers)
+    mean_style = None
+    if not args.plain:
+        jt.set_global_seed(MEAN_STYLE_SEED)
+        mean_style = average_style(generator).numpy()
+    vectors, values = sefa_directions(generator, layers, mean_style)
     if args.top is not None:
         vectors, values = vectors[:args.top], values[:args.top]
     save_directions(args.out, vectors, layers, values)
     shown = ", ".join(f"{v:.3g}" for v in values[:SHOWN_VALUES])
-    print(f"wrote {len(vectors)} directions of layers {layers[0]}-{layers[1]} "
+    method = ("the authors' SeFa" if args.plain
+              else "SeFa without the rescales instance norm cancels")
+    print(f"wrote {len(vectors)} directions ({method}) of layers {layers[0]}-{layers[1]} "
           f"({size_for_step(layers[0])}-{size_for_step(layers[1])} px) to {args.out}; "
           f"largest eigenvalues {shown}")
     return vectors, values
@@ -69,6 +79,11 @@ def build_parser():
     parser.add_argument("--top", type=int, default=None, metavar="K",
                         help="keep only the K directions with the largest eigenvalues "
                              "(default: all, code_dim of them)")
+    parser.add_argument("--plain", action="store_true",
+                        help="the authors' SeFa exactly: also count the change of each AdaIN's "
+                             "styles that rescales its output, which the next instance norm "
+                             "cancels (default: that change is projected out at the mean style, "
+                             "so the top directions move the images; docs/latents.md)")
     parser.add_argument("--out", type=str, default=DEFAULT_OUT,
                         help=f"the .npz file written (default {DEFAULT_OUT})")
     return parser

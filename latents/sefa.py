@@ -1,4 +1,4 @@
-"""SeFa: edit directions in W without labels or sampling (Shen & Zhou, CVPR 2021, "Closed-Form
+"""SeFa: edit directions in W without labels (Shen & Zhou, CVPR 2021, "Closed-Form
 Factorization of Latent Semantics in GANs").
 
 A style moves the AdaIN scales and biases of layer i through the affine map ``A_i w + b``; the
@@ -8,32 +8,69 @@ largest eigenvalue first. As the authors' code (genforce/sefa) does, each row of
 scale or bias) is scaled to unit length first, so every channel counts alike whatever its
 weight's size. Each layer of this generator has two AdaINs (after its two convolutions), both
 driven by the layer's style; both count.
+
+One change that moves the styles is invisible in StyleGAN v1's images: scaling an AdaIN's whole
+output, ``(gamma, beta) -> (1 + e) (gamma, beta)``. The next AdaIN instance-normalises what the
+convolution and LeakyReLU make of it, and both are positively homogeneous (up to the conv bias
+and the noise), so the scale cancels. ``A^T A`` counts that change like any other; on the demo's
+model the authors' top direction over layers 2-3 is 30-70 % such a rescale and moves the images
+no more than a random direction (docs/latents.md). ``mean_style`` removes it: each AdaIN's
+block of A is projected off the rescale direction at the mean style ``(gamma, beta)(w_mean)``
+before the eigen-decomposition, so the directions rank the style changes the images can show.
+The output layer's last AdaIN feeds toRGB rather than an instance norm; its rescale (a contrast
+change) is removed as well, so the directions do not depend on the size drawn.
 """
 import numpy as np
 
 from model import MAX_STEP
 
 
-def style_weights(generator, layers):
-    """The stacked affine weights (rows, code_dim) of the AdaINs of synthesis layers
-    ``layers = (first, last)``, inclusive, as the forward pass scales them."""
+def _scaled_weight(adain):
+    linear = adain.style.linear
+    return (linear.weight_orig * linear._scale).numpy().astype(np.float64)
+
+
+def _adains(generator, layers):
     first, last = layers
     if not 0 <= first <= last <= MAX_STEP:
         raise ValueError(f"layers must be 0 <= first <= last <= {MAX_STEP}, got {layers}")
-    rows = []
-    for block in generator.generator.progression[first:last + 1]:
-        for adain in (block.adain1, block.adain2):
-            linear = adain.style.linear
-            rows.append((linear.weight_orig * linear._scale).numpy().astype(np.float64))
-    return np.concatenate(rows, axis=0)
+    return [adain for block in generator.generator.progression[first:last + 1]
+            for adain in (block.adain1, block.adain2)]
 
 
-def sefa_directions(generator, layers):
+def style_weights(generator, layers):
+    """The stacked affine weights (rows, code_dim) of the AdaINs of synthesis layers
+    ``layers = (first, last)``, inclusive, as the forward pass scales them."""
+    return np.concatenate([_scaled_weight(adain) for adain in _adains(generator, layers)], axis=0)
+
+
+def rescale_directions(generator, layers, mean_style):
+    """Per AdaIN of ``layers``, the unit vector (2 * channels,) along which a change of its unit-row
+    affine output ``D^-1 (A w + b)`` (D: the row lengths) rescales the AdaIN's output at
+    ``mean_style``: ``D^-1 (gamma, beta)(mean_style)``, normalised. Stacked in AdaIN order."""
+    mean_style = np.asarray(mean_style, dtype=np.float64).reshape(-1)
+    directions = []
+    for adain in _adains(generator, layers):
+        weight = _scaled_weight(adain)
+        style = weight @ mean_style + adain.style.linear.bias.numpy().astype(np.float64)
+        direction = style / np.maximum(np.linalg.norm(weight, axis=1), 1e-12)
+        directions.append(direction / max(np.linalg.norm(direction), 1e-12))
+    return directions
+
+
+def sefa_directions(generator, layers, mean_style=None):
     """``(vectors, values)``: the unit eigenvectors of A^T A (code_dim, code_dim) as rows,
     sorted by eigenvalue, largest first, and the eigenvalues. A: ``style_weights`` with unit
-    rows."""
+    rows (the authors' SeFa); with ``mean_style`` (code_dim,) each AdaIN's block of A projected
+    off that AdaIN's rescale direction at the mean style (``rescale_directions``), which the
+    next instance norm cancels."""
     weights = style_weights(generator, layers)
     weights = weights / np.maximum(np.linalg.norm(weights, axis=1, keepdims=True), 1e-12)
+    if mean_style is not None:
+        rescales = rescale_directions(generator, layers, mean_style)
+        blocks = np.split(weights, np.cumsum([len(u) for u in rescales])[:-1])
+        weights = np.concatenate([block - np.outer(u, u @ block)
+                                  for block, u in zip(blocks, rescales)])
     values, vectors = np.linalg.eigh(weights.T @ weights)   # ascending, columns
     order = np.argsort(values)[::-1]
     vectors = vectors[:, order].T

@@ -10,6 +10,9 @@ peak memory. Random weights cost what trained ones do; their PSNRs are not a tra
 
     python -m tools.latents_numbers --random_full_width --size 32 --n 4 --steps 1000
     python -m tools.latents_numbers --random_full_width --cost_only --size 1024
+
+--directions_only skips the projections: SeFa's top direction (the authors' and directions.py's
+default, without the rescales instance norm cancels) against random unit directions.
 """
 import argparse
 import os
@@ -25,9 +28,9 @@ from files.checkpoint import load_generator
 from files.images import list_images
 from files.grid import to_uint8_image
 from latents.projection import Schedule, load_discriminator, project, psnr
-from latents.sefa import sefa_directions
+from latents.sefa import rescale_directions, sefa_directions, style_weights
 from latents.synthesis import edit, render
-from model import StyledGenerator, noise_shapes, step_for_size
+from model import StyledGenerator, average_style, noise_shapes, step_for_size
 from PIL import Image
 
 WARMUP_STEPS = 2                 # --cost_only: steps run before timing (Jittor compiles here)
@@ -97,6 +100,8 @@ def main():
                              "pixel loss only")
     parser.add_argument("--cost_only", action="store_true",
                         help="only the seconds per projection step at --size and peak memory")
+    parser.add_argument("--directions_only", action="store_true",
+                        help="only the SeFa directions against random ones (no projections)")
     args = parser.parse_args()
     step = step_for_size(args.size)
     if args.random_full_width:
@@ -106,7 +111,8 @@ def main():
         generator, discriminator = StyledGenerator(), None
         generator.eval()
     else:
-        if args.train_state is None or (args.heldout is None and not args.cost_only):
+        needs_heldout = not (args.cost_only or args.directions_only)
+        if args.train_state is None or (args.heldout is None and needs_heldout):
             parser.error("give GENERATOR TRAIN_STATE HELDOUT_FOLDER, or --random_full_width")
         generator, info = load_generator(args.generator)
         discriminator, missing = load_discriminator(args.train_state, info["width"])
@@ -123,6 +129,13 @@ def main():
     known = as_saved(render(generator, np.repeat(w[:, None], step + 1, 1), noise, step))
     print(f"targets generated from known w: {np.mean(np.abs(known) == 1) * 100:.1f} % of "
           "their values saved at 0 or 255")
+    if not args.directions_only:
+        print_projections(generator, discriminator, known, args, step)
+        print()
+    print_directions(generator, w, noise, step, rng)
+
+
+def print_projections(generator, discriminator, known, args, step):
     target_sets = [("generated from known w", known)]
     if args.heldout is not None:
         target_sets.append(("held-out emoji", read_images(args.heldout, args.n)))
@@ -136,28 +149,44 @@ def main():
                   f"{psnr(result.images, targets).mean():.2f} | {result.distance.mean():.4f} | "
                   f"{seconds / len(targets):.1f} |", flush=True)
 
-    print()
-    print("| layers | top direction | random unit directions (mean of 16) | ratio "
-          "| sqrt(top / mean eigenvalue) |")
-    print("|---|---:|---:|---:|---:|")
+
+def rescale_share(generator, layers, vector, mean_style):
+    """How much of ``vector``'s unit-row style change is a rescale of the AdaINs' outputs at the
+    mean style: sum over AdaINs of its squared component along each one's rescale direction, over
+    its squared length."""
+    weights = style_weights(generator, layers)
+    change = (weights / np.linalg.norm(weights, axis=1, keepdims=True)) @ vector
+    rescales = rescale_directions(generator, layers, mean_style)
+    parts = np.split(change, np.cumsum([len(u) for u in rescales])[:-1])
+    return sum(float(u @ part) ** 2 for u, part in zip(rescales, parts)) / float(change @ change)
+
+
+def print_directions(generator, w, noise, step, rng):
+    """The mean |pixel change| (0..255) of the images of ``w`` for steps of +1 and -1 along the
+    top direction of each method and along 16 random unit directions, on the same layers."""
+    jt.set_global_seed(0)                        # directions.py's mean style
+    mean_style = average_style(generator).numpy()[0]
+    print("| layers | random unit directions (mean of 16) | authors' top | ratio | its rescale "
+          "share | default top | ratio | its rescale share |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     w_layers = np.repeat(w[:, None], step + 1, axis=1)
     base = render(generator, w_layers, noise, step)
     random_vectors = rng.standard_normal((16, generator.code_dim))
     random_vectors /= np.linalg.norm(random_vectors, axis=1, keepdims=True)
-    for layers in ((0, 1), (0, step), (2, step)):
-        vectors, values = sefa_directions(generator, layers)
-
+    for layers in ((0, 1), (0, step), (2, step), (step, step)):
         def change(vector):  # mean |pixel change| in [0, 255] per unit step (steps of 1 and -1)
             moved = [render(generator, edit(w_layers, vector, s, layers), noise, step)
                      for s in (1.0, -1.0)]
             return np.mean([np.abs(m - base).mean() for m in moved]) * 127.5
 
-        top = change(vectors[0])
         random = np.mean([change(v) for v in random_vectors])
-        # the top direction's style change over a random unit direction's, on average
-        spread = np.sqrt(values[0] / values.mean())
-        print(f"| {layers[0]}-{layers[1]} | {top:.2f} | {random:.2f} | {top / random:.2f} "
-              f"| {spread:.2f} |", flush=True)
+        cells = []
+        for mean in (None, mean_style):
+            top = sefa_directions(generator, layers, mean)[0][0]
+            moved = change(top)
+            cells.append(f"{moved:.2f} | {moved / random:.2f} | "
+                         f"{rescale_share(generator, layers, top, mean_style):.2f}")
+        print(f"| {layers[0]}-{layers[1]} | {random:.2f} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":
