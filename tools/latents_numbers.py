@@ -173,7 +173,8 @@ def print_directions(generator, w, noise, step, rng):
     base = render(generator, w_layers, noise, step)
     random_vectors = rng.standard_normal((16, generator.code_dim))
     random_vectors /= np.linalg.norm(random_vectors, axis=1, keepdims=True)
-    for layers in ((0, 1), (0, step), (2, step), (step, step)):
+    ranges = [(0, min(1, step)), (0, step), (2, step), (step, step)]
+    for layers in sorted({r for r in ranges if r[0] <= r[1]}, key=ranges.index):
         def change(vector):  # mean |pixel change| in [0, 255] per unit step (steps of 1 and -1)
             moved = [render(generator, edit(w_layers, vector, s, layers), noise, step)
                      for s in (1.0, -1.0)]
