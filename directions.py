@@ -15,20 +15,18 @@ keeps the authors' A.
 import argparse
 
 import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
-import jittor as jt
 
 import cli
 from cli import UsageError
 from files.checkpoint import CheckpointError, load_generator
 from files.latents import save_directions
-from latents.sefa import sefa_directions
+from latents.sefa import seeded_mean_style, sefa_directions
 from latents.synthesis import parse_layers
-from model import average_style, size_for_step
+from model import size_for_step
 
 DEFAULT_LAYERS = "coarse"
 DEFAULT_OUT = "directions.npz"
 SHOWN_VALUES = 5
-MEAN_STYLE_SEED = 0      # the mean style's latents: the same file from the same checkpoint
 
 
 def main(args):
@@ -46,10 +44,7 @@ def main(args):
                          f"({size_for_step(layers[1])} px), but {args.path} was trained only to "
                          f"layer {info['max_step']} ({size_for_step(info['max_step'])} px); "
                          f"the layers above are untrained")
-    mean_style = None
-    if not args.plain:
-        jt.set_global_seed(MEAN_STYLE_SEED)
-        mean_style = average_style(generator).numpy()
+    mean_style = None if args.plain else seeded_mean_style(generator)
     vectors, values = sefa_directions(generator, layers, mean_style)
     if args.top is not None:
         vectors, values = vectors[:args.top], values[:args.top]

@@ -22,7 +22,12 @@ change) is removed as well, so the directions do not depend on the size drawn.
 """
 import numpy as np
 
-from model import MAX_STEP
+import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+import jittor as jt
+
+from model import MAX_STEP, average_style
+
+MEAN_STYLE_SEED = 0      # the mean style's latents: the same directions from the same checkpoint
 
 
 def _scaled_weight(adain):
@@ -42,6 +47,20 @@ def style_weights(generator, layers):
     """The stacked affine weights (rows, code_dim) of the AdaINs of synthesis layers
     ``layers = (first, last)``, inclusive, as the forward pass scales them."""
     return np.concatenate([_scaled_weight(adain) for adain in _adains(generator, layers)], axis=0)
+
+
+def unit_row_blocks(generator, layers):
+    """``style_weights`` split by AdaIN, each row scaled to unit length (the authors' SeFa)."""
+    blocks = [_scaled_weight(adain) for adain in _adains(generator, layers)]
+    return [block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            for block in blocks]
+
+
+def seeded_mean_style(generator):
+    """The mean style (code_dim,) the default directions are taken at: ``average_style`` of the
+    latents drawn after seeding MEAN_STYLE_SEED."""
+    jt.set_global_seed(MEAN_STYLE_SEED)
+    return average_style(generator).numpy()[0]
 
 
 def rescale_directions(generator, layers, mean_style):
@@ -64,13 +83,11 @@ def sefa_directions(generator, layers, mean_style=None):
     rows (the authors' SeFa); with ``mean_style`` (code_dim,) each AdaIN's block of A projected
     off that AdaIN's rescale direction at the mean style (``rescale_directions``), which the
     next instance norm cancels."""
-    weights = style_weights(generator, layers)
-    weights = weights / np.maximum(np.linalg.norm(weights, axis=1, keepdims=True), 1e-12)
+    blocks = unit_row_blocks(generator, layers)
     if mean_style is not None:
-        rescales = rescale_directions(generator, layers, mean_style)
-        blocks = np.split(weights, np.cumsum([len(u) for u in rescales])[:-1])
-        weights = np.concatenate([block - np.outer(u, u @ block)
-                                  for block, u in zip(blocks, rescales)])
+        blocks = [block - np.outer(u, u @ block)
+                  for block, u in zip(blocks, rescale_directions(generator, layers, mean_style))]
+    weights = np.concatenate(blocks)
     values, vectors = np.linalg.eigh(weights.T @ weights)   # ascending, columns
     order = np.argsort(values)[::-1]
     vectors = vectors[:, order].T

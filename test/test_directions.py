@@ -7,9 +7,9 @@ from directions import build_parser, main
 from files.checkpoint import atomic_save
 from files.latents import load_directions
 from helpers import seeded_generator
-from latents.sefa import rescale_directions, sefa_directions, style_weights
+from latents.sefa import (rescale_directions, seeded_mean_style, sefa_directions,
+                          style_weights)
 from latents.synthesis import edit, render
-from model import average_style
 
 CODE_DIM, N_MLP, WIDTH = 8, 2, 8
 
@@ -45,12 +45,6 @@ def test_the_top_direction_moves_the_styles_more_than_random_unit_directions(gen
     assert top_change > np.linalg.norm(unit_rows @ random_vectors.T, axis=0).max()
 
 
-def mean_style_of(generator, seed=0):
-    import jittor as jt
-    jt.set_global_seed(seed)
-    return average_style(generator).numpy()
-
-
 def plant_a_rescale(generator, layer, mean_style, gain=1.0, seed=0):
     """Give both AdaINs of ``layer`` style weights whose first column rescales their output at
     ``mean_style``: A e0 = gain * (A mean_style + b), other columns small and random. Returns e0."""
@@ -76,7 +70,7 @@ def test_the_default_skips_a_rescale_the_next_instance_norm_cancels():
     SeFa yet leaves the images alone (instance norm undoes it); with the mean style it does not
     top the list, and the top direction moves the images."""
     generator = seeded_generator(CODE_DIM, N_MLP, WIDTH, seed=3)
-    mean_style = mean_style_of(generator)[0].astype(np.float64)
+    mean_style = seeded_mean_style(generator).astype(np.float64)
     planted = plant_a_rescale(generator, 1, mean_style)
     layers, step = (1, 1), 2
     w_layers = np.repeat(mean_style[None, None].astype(np.float32), step + 1, axis=1)
@@ -115,7 +109,7 @@ def test_directions_py_writes_a_file_generate_reads(tmp_path, generator, capsys)
     main(build_parser().parse_args([checkpoint, "--layers", "1-2", "--top", "3", "--out", out]))
     directions = load_directions(out, CODE_DIM)
     assert directions.layers == (1, 2) and len(directions.vectors) == 3
-    expected = sefa_directions(generator, (1, 2), mean_style_of(generator))[0][:3]
+    expected = sefa_directions(generator, (1, 2), seeded_mean_style(generator))[0][:3]
     np.testing.assert_allclose(directions.vectors, expected, atol=1e-5)
     assert np.abs(expected - sefa_directions(generator, (1, 2))[0][:3]).max() > 1e-3
     assert "wrote 3 directions" in capsys.readouterr().out

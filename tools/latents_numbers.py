@@ -28,9 +28,10 @@ from files.checkpoint import load_generator
 from files.images import list_images
 from files.grid import to_uint8_image
 from latents.projection import Schedule, load_discriminator, project, psnr
-from latents.sefa import rescale_directions, sefa_directions, style_weights
+from latents.sefa import (rescale_directions, seeded_mean_style, sefa_directions,
+                          unit_row_blocks)
 from latents.synthesis import edit, render
-from model import StyledGenerator, average_style, noise_shapes, step_for_size
+from model import StyledGenerator, noise_shapes, step_for_size
 from PIL import Image
 
 WARMUP_STEPS = 2                 # --cost_only: steps run before timing (Jittor compiles here)
@@ -154,18 +155,16 @@ def rescale_share(generator, layers, vector, mean_style):
     """How much of ``vector``'s unit-row style change is a rescale of the AdaINs' outputs at the
     mean style: sum over AdaINs of its squared component along each one's rescale direction, over
     its squared length."""
-    weights = style_weights(generator, layers)
-    change = (weights / np.linalg.norm(weights, axis=1, keepdims=True)) @ vector
+    changes = [block @ vector for block in unit_row_blocks(generator, layers)]
     rescales = rescale_directions(generator, layers, mean_style)
-    parts = np.split(change, np.cumsum([len(u) for u in rescales])[:-1])
-    return sum(float(u @ part) ** 2 for u, part in zip(rescales, parts)) / float(change @ change)
+    return (sum(float(u @ change) ** 2 for u, change in zip(rescales, changes))
+            / sum(float(change @ change) for change in changes))
 
 
 def print_directions(generator, w, noise, step, rng):
     """The mean |pixel change| (0..255) of the images of ``w`` for steps of +1 and -1 along the
     top direction of each method and along 16 random unit directions, on the same layers."""
-    jt.set_global_seed(0)                        # directions.py's mean style
-    mean_style = average_style(generator).numpy()[0]
+    mean_style = seeded_mean_style(generator)           # directions.py's
     print("| layers | random unit directions (mean of 16) | authors' top | ratio | its rescale "
           "share | default top | ratio | its rescale share |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -174,7 +173,7 @@ def print_directions(generator, w, noise, step, rng):
     random_vectors = rng.standard_normal((16, generator.code_dim))
     random_vectors /= np.linalg.norm(random_vectors, axis=1, keepdims=True)
     ranges = [(0, min(1, step)), (0, step), (2, step), (step, step)]
-    for layers in sorted({r for r in ranges if r[0] <= r[1]}, key=ranges.index):
+    for layers in dict.fromkeys(r for r in ranges if r[0] <= r[1]):   # in order, once each
         def change(vector):  # mean |pixel change| in [0, 255] per unit step (steps of 1 and -1)
             moved = [render(generator, edit(w_layers, vector, s, layers), noise, step)
                      for s in (1.0, -1.0)]
