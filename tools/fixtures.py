@@ -1,8 +1,12 @@
-"""What the fixture makers that run beside PyTorch share: writing their two files."""
+"""What the fixture makers that run beside PyTorch share: where the fixtures live, and writing
+their two files."""
 import json
 import os
 
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "test", "fixtures")
 
 
 def write_keys_and_reference(keys_file, keys, reference_file, reference):

@@ -25,10 +25,8 @@ import tempfile
 
 import numpy as np
 
-from tools.fixtures import write_keys_and_reference
+from tools.fixtures import FIXTURES, write_keys_and_reference
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "test", "fixtures")
 KEYS_FILE = os.path.join(FIXTURES, "fid_keys.json")
 REFERENCE_FILE = os.path.join(FIXTURES, "fid_reference.npz")
 WEIGHT_SEED = 25
