@@ -13,10 +13,12 @@ One change that moves the styles is invisible in StyleGAN v1's images: scaling a
 output, ``(gamma, beta) -> (1 + e) (gamma, beta)``. The next AdaIN instance-normalises what the
 convolution and LeakyReLU make of it, and both are positively homogeneous (up to the conv bias
 and the noise), so the scale cancels. ``A^T A`` counts that change like any other; on the demo's
-model the authors' top direction over layers 2-3 is 30-70 % such a rescale and moves the images
-no more than a random direction (docs/latents.md). ``mean_style`` removes it: each AdaIN's
-block of A is projected off the rescale direction at the mean style ``(gamma, beta)(w_mean)``
-before the eigen-decomposition, so the directions rank the style changes the images can show.
+model, 500 iterations after 32 px has faded in, the authors' top direction over layers 2-3 is
+30-70 % such a rescale and moves the images no more than a random direction (docs/latents.md;
+trained longer, the rescale leaves the top directions and both methods agree). ``mean_style``
+removes it: each AdaIN's block of A is projected off the rescale direction at the mean style
+``(gamma, beta)(w_mean)`` before the eigen-decomposition, so the directions rank the style
+changes the images can show.
 The output layer's last AdaIN feeds toRGB rather than an instance norm; its rescale (a contrast
 change) is removed as well, so the directions do not depend on the size drawn.
 """
