@@ -24,6 +24,12 @@ variables the user has set always win (``python3 doctor.py`` shows what was foun
   into the cache folder Jittor looks in (``~/.cache/jittor/mkl/dnnl_lnx_2.2.0_cpu_gomp``), so
   Jittor finds it and does not download. Without it we fall back to ``use_mkl=0`` and warn once.
 * ``log_silent=1``: Jittor's compiler log lines are quiet unless the user asks for them.
+* ``use_parallel_op_compiler=1``: Jittor prepares the operators this process has not loaded yet
+  on one thread instead of up to 16. On several threads its matmul and conv tuners build relay
+  operators on graph variables that other fused operators share, editing their edge lists
+  concurrently, and the process now and then died of a segfault in
+  ``VarRelayManager::get_relay_src``. One thread costs time only when operators are compiled
+  for the first time (docs/known_limits.md measures both).
 
 After import, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU. ``doctor.py``
 loads this file under the name ``jittor_env_probe`` to use its probes without importing Jittor.
@@ -549,6 +555,7 @@ def prepare_environment(environ=os.environ):
     else:
         apply_cuda_plan(plan_cuda(environ), environ)
     environ.setdefault("log_silent", "1")
+    environ.setdefault("use_parallel_op_compiler", "1")
     user_chose_mkl = any(k in environ for k in ("use_mkl", "mkl_include_path", "mkl_lib_path"))
     if not user_chose_mkl and not link_debian_onednn():
         environ["use_mkl"] = "0"

@@ -10,9 +10,11 @@ import jittor_env
 
 def test_user_set_variables_win(monkeypatch):
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
-    environ = {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1"}
+    chosen = {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1",
+              "use_parallel_op_compiler": "16"}
+    environ = dict(chosen)
     jittor_env.prepare_environment(environ)
-    assert environ == {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1"}
+    assert environ == chosen
 
 
 def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
@@ -20,7 +22,7 @@ def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
     monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
     environ = {}
     jittor_env.prepare_environment(environ)
-    assert environ == {"nvcc_path": "", "log_silent": "1"}
+    assert environ == {"nvcc_path": "", "log_silent": "1", "use_parallel_op_compiler": "1"}
 
 
 def test_cuda_driver_present_applies_the_cuda_plan(monkeypatch):
@@ -34,7 +36,8 @@ def test_cuda_driver_present_applies_the_cuda_plan(monkeypatch):
     environ = {"use_cutt": "1"}
     jittor_env.prepare_environment(environ)
     assert environ == {"nvcc_path": "/opt/cuda/bin/nvcc", "cc_path": "/usr/bin/g++-12",
-                       "conv_opt": "1", "use_cutt": "1", "log_silent": "1"}
+                       "conv_opt": "1", "use_cutt": "1", "log_silent": "1",
+                       "use_parallel_op_compiler": "1"}
 
 
 def test_nvcc_path_empty_set_by_the_user_probes_no_driver(monkeypatch):
@@ -45,7 +48,7 @@ def test_nvcc_path_empty_set_by_the_user_probes_no_driver(monkeypatch):
     monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
     environ = {"nvcc_path": ""}
     jittor_env.prepare_environment(environ)
-    assert environ == {"nvcc_path": "", "log_silent": "1"}
+    assert environ == {"nvcc_path": "", "log_silent": "1", "use_parallel_op_compiler": "1"}
 
 
 def test_on_a_machine_without_a_driver_nothing_of_the_cuda_set_up_runs():
@@ -91,6 +94,12 @@ def test_debian_onednn_is_linked_where_jittor_looks(monkeypatch, tmp_path):
     assert os.path.realpath(target / "lib" / "libmkldnn.so") == os.path.realpath(library)
     assert (target / "include" / "dnnl.hpp").is_file()
     assert jittor_env.link_debian_onednn()  # a second run finds the link and keeps it
+
+
+def test_this_process_prepares_new_operators_on_one_thread():
+    """Jittor's parallel op compiler races (jittor_env's docstring): the variable set before
+    import (1 unless the user chose another value) reaches the flag Jittor reads."""
+    assert jt.flags.use_parallel_op_compiler == int(os.environ["use_parallel_op_compiler"])
 
 
 def test_this_process_uses_onednn_and_cuda_only_when_available():
