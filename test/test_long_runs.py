@@ -381,6 +381,13 @@ def test_resume_twice_continues_and_another_run_in_the_folder_is_refused(
         main(build_parser().parse_args(args(data_root, out, "--resume", "--ckpt", "x")))
 
 
+def make_newest_by_time(path):
+    """Give ``path`` a time written 1 s after the newest file beside it (a copy has just written
+    them all, however long that took)."""
+    newest = max(entry.stat().st_mtime_ns for entry in path.parent.iterdir())
+    os.utime(path, ns=(newest + 10**9, newest + 10**9))
+
+
 def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_newest_file(
         data_root, tmp_path, uninterrupted, capsys):
     """A copy (cp -r, scp, a download after preemption) gives the files new times in any order:
@@ -392,8 +399,7 @@ def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_
     assert (folder / "newest.txt").read_text() == "train_state.model\n"
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, copy_function=shutil.copyfile)   # file times not kept
-    later = time.time_ns() + 10**9
-    os.utime(copy / "checkpoint" / "train_step-2.model", ns=(later, later))  # "newest" file
+    make_newest_by_time(copy / "checkpoint" / "train_step-2.model")
     assert cli(args(data_root, copy, "--iter", str(ITERATIONS), "--resume")) == 0
     err = capsys.readouterr().err
     assert f"--resume: {copy / 'checkpoint' / 'train_state.model'} (iteration 7)" in err
@@ -402,7 +408,7 @@ def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_
     for content in (None, b"../../log.csv\n", b"\xff\xfe", b"000004.model\n"):
         again = tmp_path / f"again{len(content or b'')}"
         shutil.copytree(out, again, copy_function=shutil.copyfile)
-        os.utime(again / "checkpoint" / "train_step-2.model", ns=(later, later))
+        make_newest_by_time(again / "checkpoint" / "train_step-2.model")
         newest = again / "checkpoint" / "newest.txt"
         newest.unlink() if content is None else newest.write_bytes(content)
         assert newest_training_checkpoint(str(again))[0] == str(
