@@ -335,8 +335,9 @@ def main(args, environ=os.environ):
         report.add("Import", line if ok else f"FAILS: {line}")
         if not ok:
             report.problem(f"importing Jittor fails: {line}",
-                           "the lines above; JITTOR_HOME=/tmp/jt for a fresh cache, log_silent=0 "
-                           "for Jittor's own log")
+                           "the lines above; JITTOR_HOME=/tmp/jt for a fresh cache (Jittor "
+                           "keeps it as its default until a run with JITTOR_HOME=$HOME), "
+                           "log_silent=0 for Jittor's own log")
         elif report.cuda and "use_cuda 1" not in line:
             report.problem("Jittor imported but did not turn CUDA on", "log_silent=0 python3 -c "
                            "'import jittor_env' shows Jittor's own log")

@@ -471,3 +471,16 @@ def test_driver_only_machine_runs_on_the_cpu_without_downloading(tmp_path):
     assert "doctor.py" in imported[0] and "nvcc_path=" in imported[0]
     assert (tmp_path / "jtcuda.txt").read_text() == ""   # nothing downloaded
     assert not os.path.exists(os.path.join(cache, "jtcuda"))
+
+
+def test_a_failed_import_names_a_fresh_cache_and_the_way_back_to_the_default_one(monkeypatch,
+                                                                                  capsys):
+    """Jittor records a JITTOR_HOME in ~/.cache/jittor/config.json as its default for later
+    runs, so the fix that suggests one also says how to return to the home folder's cache."""
+    monkeypatch.setattr(doctor, "import_check", lambda environ, timeout: (False, "boom"))
+    with pytest.raises(doctor.NotReady):
+        doctor.main(doctor.build_parser().parse_args(["--import_jittor"]), dict(os.environ))
+    out = capsys.readouterr().out
+    assert "importing Jittor fails: boom" in out
+    assert "JITTOR_HOME=/tmp/jt for a fresh cache" in out
+    assert "until a run with JITTOR_HOME=$HOME" in out
