@@ -750,7 +750,7 @@ def test_the_page_in_chromium_shows_the_library_pictures(tiny_files, tiny_render
         # the sliders appear once the page has fetched the file's description from the server
         from selenium.webdriver.support.ui import WebDriverWait
         slider = WebDriverWait(browser, 120).until(
-            lambda driver: driver.find_elements(By.ID, "direction-1") or False)[0]
+            lambda driver: driver.find_elements(By.ID, "direction-1"))[0]
         slider.send_keys(*[Keys.ARROW_RIGHT] * 15)
         state = page_state(browser)
         assert state.edits == ((1, pytest.approx(1.5)),)

@@ -36,8 +36,9 @@ failed() {
   exit 1
 }
 "$PYTHON" -c "import jittor_env" > /dev/null   # builds the core once, not timed
+operator_folders=("$JITTOR_HOME"/.cache/jittor/jt*/*/*/*/*/*/*/jit)
 for threads in "$@"; do
-  for jit in "$JITTOR_HOME"/.cache/jittor/jt*/*/*/*/*/*/*/jit; do rm -rf "${jit:?}"/*; done
+  for jit in "${operator_folders[@]}"; do rm -rf "${jit:?}"/*; done
   start=$(date +%s.%N)
   use_parallel_op_compiler=$threads "$PYTHON" train.py "$DATA" --init_size 8 --max_size 16 \
     --width 32 --code_dim 128 --batch 8 --phase 40 --iter 40 --sample_every 1000 \
@@ -46,7 +47,7 @@ for threads in "$@"; do
   use_parallel_op_compiler=$threads "$PYTHON" generate.py "$out/$threads/checkpoint/000040.model" \
     --size 16 --out "$out/$threads/generated" --seed 0 >> "$out/log" 2>&1 || failed generate.py
   done_at=$(date +%s.%N)
-  built=$(ls "$JITTOR_HOME"/.cache/jittor/jt*/*/*/*/*/*/*/jit | grep -c '\.so$' || true)
+  built=$(ls "${operator_folders[@]}" | grep -c '\.so$' || true)
   printf 'use_parallel_op_compiler=%s: train.py %.0f s, generate.py %.1f s, %s operators built\n' \
     "$threads" "$(echo "$trained - $start" | bc)" "$(echo "$done_at - $trained" | bc)" "$built"
   rm -rf "${out:?}/$threads"
