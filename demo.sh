@@ -21,6 +21,11 @@ has_png() {  # (a glob, not ls | grep -q: under pipefail that fails by SIGPIPE o
 }
 
 if ! has_png "$DATA/128"; then
+  font=$("$PYTHON" -c 'import build_emoji; print(build_emoji.DEFAULT_FONT)')
+  if [ ! -f "$font" ]; then
+    echo "demo.sh: no emoji font at $font to build the data set from; add it with apt-get install fonts-noto-color-emoji (as root), or put square images of your own in $DATA/128" >&2
+    exit 1
+  fi
   "$PYTHON" build_emoji.py "$DATA" --heldout "$HELDOUT"
 fi
 "$PYTHON" resize.py "$DATA/128" --min_size 8

