@@ -148,8 +148,9 @@ def onednn_candidates(prefix=sys.prefix, machine=None):
     "wheel", this environment's (Intel's ``onednn-devel-cpu-gomp`` wheels, under ``sys.prefix``),
     then "system", Debian's ``libdnnl-dev``."""
     machine = machine or platform.machine()
-    places = (("wheel", os.path.join(prefix, "include", "oneapi", "dnnl"),
-               os.path.join(prefix, "lib", "libdnnl.so.2")),
+    # the wheels' top include folder: their oneapi/dnnl/dnnl.hpp includes
+    # "oneapi/dnnl/dnnl_config.h" from it (Debian's finds it in /usr/include)
+    places = (("wheel", os.path.join(prefix, "include"), os.path.join(prefix, "lib", "libdnnl.so.2")),
               ("system", DEBIAN_ONEDNN_INCLUDE, f"/usr/lib/{machine}-linux-gnu/libdnnl.so.2"))
     return [(source, include, library) for source, include, library in places
             if os.path.isfile(library) and os.path.isfile(os.path.join(include, "dnnl.hpp"))]

@@ -194,10 +194,10 @@ def install_train_generate(installer, name, python, extra_env=None):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "installed into .venv" in done.stdout
     venv_python = str(clone / ".venv" / "bin" / "python")
-    where = run([venv_python, "-c", "import jittor, sys; print(sys.prefix); print(jittor.__file__)"],
-                clone, home, extra_env)
-    prefix, jittor_file = where.stdout.split()
-    assert prefix == str(clone / ".venv") and jittor_file.startswith(prefix + "/lib/")
+    where = run([venv_python, "-c", "import importlib.metadata as m, sys; print(sys.prefix); "
+                 "print(m.distribution('jittor').locate_file('jittor'))"], clone, home, extra_env)
+    prefix, jittor_folder = where.stdout.split()
+    assert prefix == str(clone / ".venv") and jittor_folder.startswith(prefix + "/lib/")
 
     doctor = run([venv_python, "doctor.py"], clone, home, extra_env)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr

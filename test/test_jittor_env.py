@@ -95,6 +95,7 @@ def test_missing_onednn_falls_back_to_use_mkl_0_with_one_warning_line(monkeypatc
 def fake_onednn(root, name="libdnnl.so.2"):
     """A oneDNN laid out as the wheels lay it under an environment's prefix."""
     (root / "include" / "oneapi" / "dnnl").mkdir(parents=True)
+    (root / "include" / "dnnl.hpp").write_text('#include "oneapi/dnnl/dnnl.hpp"\n')
     (root / "include" / "oneapi" / "dnnl" / "dnnl.hpp").write_text("// oneDNN\n")
     (root / "lib").mkdir()
     (root / "lib" / name).write_bytes(b"\x7fELF")
@@ -104,8 +105,7 @@ def fake_onednn(root, name="libdnnl.so.2"):
 def test_the_environments_onednn_comes_before_debians_unless_switched(tmp_path):
     prefix = fake_onednn(tmp_path / "venv")
     candidates = jittor_env.onednn_candidates(str(prefix), "x86_64")
-    assert candidates[0] == ("wheel", str(prefix / "include" / "oneapi" / "dnnl"),
-                             str(prefix / "lib" / "libdnnl.so.2"))
+    assert candidates[0] == ("wheel", str(prefix / "include"), str(prefix / "lib" / "libdnnl.so.2"))
     assert jittor_env.choose_onednn({}, str(prefix), "x86_64") == candidates[0]
     debian = ("system", jittor_env.DEBIAN_ONEDNN_INCLUDE, "/usr/lib/x86_64-linux-gnu/libdnnl.so.2")
     assert candidates[1:] == ([debian] if os.path.isfile(debian[2]) and os.path.isfile(
@@ -126,7 +126,8 @@ def test_onednn_is_linked_where_jittor_looks_and_relinked_to_another(tmp_path):
         for name in ("libmkldnn.so", "libdnnl.so.2"):
             assert os.readlink(folder / "lib" / name) == str(prefix / "lib" / "libdnnl.so.2")
         assert (folder / "include" / "dnnl.hpp").is_file()
-        assert os.path.realpath(folder / "include") == str(prefix / "include" / "oneapi" / "dnnl")
+        assert os.path.realpath(folder / "include") == str(prefix / "include")
+        assert (folder / "include" / "oneapi" / "dnnl" / "dnnl.hpp").is_file()
     assert sorted(os.listdir(folder / "lib")) == ["libdnnl.so.2", "libmkldnn.so"]
 
 
