@@ -188,8 +188,10 @@ def link_onednn(choice, folder):
         return None
     source, include, library = choice
     links = {os.path.join(folder, "include"): include, lib_link: library,
-             # the library's own name, which what links it asks for (found through -rpath)
-             os.path.join(folder, "lib", os.path.basename(library)): library}
+             # the library's own name, which what links it asks for (found through -rpath),
+             # and the one -ldnnl looks for (tools/onednn_kernels_bench.cpp links that)
+             os.path.join(folder, "lib", os.path.basename(library)): library,
+             os.path.join(folder, "lib", "libdnnl.so"): library}
     try:
         os.makedirs(os.path.join(folder, "lib"), exist_ok=True)
         for link, target in links.items():
