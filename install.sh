@@ -22,12 +22,16 @@ fail() {
   exit 1
 }
 
+python_version() {  # "3.11" for a Python
+  "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null
+}
+
 # The Python: PYTHON when given, else the environment's own when it exists, else python3.
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$VENV/bin/python" ]; then PYTHON="$VENV/bin/python"; else PYTHON=python3; fi
 fi
 command -v "$PYTHON" >/dev/null 2>&1 || fail "$PYTHON not found; set PYTHON to a $SUPPORTED (e.g. make install PYTHON=python3.12)"
-version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
+version=$(python_version "$PYTHON") \
   || fail "$PYTHON does not run; set PYTHON to a $SUPPORTED"
 case "$version" in
   3.10|3.11|3.12) ;;
@@ -39,24 +43,27 @@ esac
 
 # What pip cannot bring: a C++ compiler and the Python headers (Jittor compiles its core and
 # operators against them), and venv's pip (Debian ships it apart, as python3.X-venv).
-needs=()
-command -v g++ >/dev/null 2>&1 || needs+=(g++)
 include=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-[ -f "$include/Python.h" ] || needs+=("python$version-dev")
-"$PYTHON" -c 'import ensurepip' 2>/dev/null || [ -x "$VENV/bin/pip" ] || needs+=("python$version-venv")
+has_compiler() { command -v g++ >/dev/null 2>&1; }
+has_headers() { [ -f "$include/Python.h" ]; }
+has_venv_pip() { "$PYTHON" -c 'import ensurepip' 2>/dev/null || [ -x "$VENV/bin/pip" ]; }
+needs=()
+has_compiler || needs+=(g++)
+has_headers || needs+=("python$version-dev")
+has_venv_pip || needs+=("python$version-venv")
 if [ ${#needs[@]} -gt 0 ]; then
   bash "$APT" "${needs[@]}" || true
-  command -v g++ >/dev/null 2>&1 \
+  has_compiler \
     || fail "no g++: Jittor compiles its operators with it; install g++ (apt-get install g++ as root, or conda install gxx), then run make install again"
-  [ -f "$include/Python.h" ] \
+  has_headers \
     || fail "no Python.h under $include: Jittor compiles against $PYTHON's headers; install python$version-dev as root, or use a Python that has them (pyenv, conda, uv python install) with PYTHON=..."
-  "$PYTHON" -c 'import ensurepip' 2>/dev/null || [ -x "$VENV/bin/pip" ] \
+  has_venv_pip \
     || fail "$PYTHON cannot make a virtual environment with pip (no ensurepip); install python$version-venv as root, or use another Python with PYTHON=..."
 fi
 
 # The environment: kept when it has this Python's version, made anew when not.
 if [ -x "$VENV/bin/python" ]; then
-  venv_version=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none)
+  venv_version=$(python_version "$VENV/bin/python" || echo none)
   if [ "$venv_version" != "$version" ]; then
     [ -f "$VENV/pyvenv.cfg" ] || fail "$VENV exists and is not a virtual environment; move it away or set VENV=..."
     echo "install.sh: $VENV has Python $venv_version; making it anew with $PYTHON (Python $version)" >&2

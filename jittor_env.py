@@ -175,6 +175,12 @@ def onednn_cache_folder(machine=None):
     return os.path.join(jittor_home(), ".cache", "jittor", "mkl", ONEDNN_DIR_NAME[machine])
 
 
+def holds_jittors_download(folder):
+    """Whether Jittor's oneDNN cache folder holds its own download (files, not our links)."""
+    library = os.path.join(folder, "lib", "libmkldnn.so")
+    return os.path.isfile(library) and not os.path.islink(library)
+
+
 def link_onednn(choice, folder):
     """Point Jittor's oneDNN cache folder at ``choice``'s headers and library, replacing links
     to another oneDNN. Jittor 1.3.11 reads oneDNN from that folder only (with its
@@ -182,7 +188,7 @@ def link_onednn(choice, folder):
     it gets the environment's. Returns "jittor" when the folder holds Jittor's own download
     (left as it is), ``choice``'s source when linked, None when it cannot be."""
     lib_link = os.path.join(folder, "lib", "libmkldnn.so")
-    if os.path.isfile(lib_link) and not os.path.islink(lib_link):
+    if holds_jittors_download(folder):
         return "jittor"
     if choice is None:
         return None
@@ -651,9 +657,9 @@ def prepare_environment(environ=os.environ):
         environ["use_mkl"] = "0"
         print(f"warning: oneDNN not found, Jittor's CPU convolutions will be about 95x slower "
               f"(install it with: {ONEDNN_INSTALL_HINT})", file=sys.stderr)
-    config = python_config(environ)
+    config = python_config(environ)   # None when the user set python_config_path
     if config:
-        environ.setdefault("python_config_path", config)
+        environ["python_config_path"] = config
     mpicc, source = find_mpicc(environ)
     if source == "wheel":
         environ.setdefault("mpicc_path", mpicc)   # Jittor looks on PATH only
