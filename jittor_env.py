@@ -16,8 +16,10 @@ variables the user has set always win (``python doctor.py`` shows what was found
   used as Jittor uses it. ``STYLEGAN_CUDNN=0`` or ``=1`` forces either way.
 * CUDA libraries that live in NVIDIA's pip wheels (``nvidia/cu13/lib``, PyTorch's), not beside
   ``nvcc``: a view of the toolkit with them is linked under Jittor's cache, where Jittor looks.
-* Under MPI (``mpirun``) each rank takes its local rank's GPU (``CUDA_VISIBLE_DEVICES``), and
-  NCCL is the system's or the ``nvidia-nccl`` wheel's; without one, no NCCL, said in one line.
+* Under MPI (``mpirun``) each rank takes its local rank's GPU (``CUDA_VISIBLE_DEVICES``, or
+  the local rank's entry of the user's list), set before CUDA starts (``STYLEGAN_RANK_GPU=0``
+  leaves it alone), and NCCL is the system's or the ``nvidia-nccl`` wheel's; without one, no
+  NCCL, said in one line.
 * oneDNN: on first import Jittor downloads oneDNN into its cache, which fails offline, and its
   own CPU convolutions are about 95x slower (``bench.py --compare_mkl``). We link the oneDNN
   found here into the cache folder Jittor looks in (``~/.cache/jittor/mkl/dnnl_lnx_2.2.0_cpu_gomp``)
@@ -412,6 +414,54 @@ def mpi_local_rank(environ=os.environ):
     return None
 
 
+RANK_GPU_SWITCH = "STYLEGAN_RANK_GPU"
+# one folder per GPU, made by the NVIDIA kernel module; readable without starting CUDA
+NVIDIA_GPUS_FOLDER = "/proc/driver/nvidia/gpus"
+
+
+def nvidia_gpu_count(folder=None):
+    """How many GPUs the NVIDIA kernel module has (entries of ``folder``, by default
+    ``NVIDIA_GPUS_FOLDER``), counted without calling CUDA; 0 when the folder is absent."""
+    try:
+        return len(os.listdir(folder or NVIDIA_GPUS_FOLDER))
+    except OSError:
+        return 0
+
+
+def rank_visible_devices(environ=os.environ, gpu_count=None):
+    """The ``CUDA_VISIBLE_DEVICES`` this MPI process should have so that each process of a
+    machine takes its local rank's GPU, or None to leave it as it is.
+
+    Outside MPI: None. Without a user list: the local rank, modulo ``gpu_count`` when that is
+    known (> 0). With a user list of several entries (indices or UUIDs): its entry of the local
+    rank, modulo the list's length. A list of one entry or none: None (the user's choice).
+    ``STYLEGAN_RANK_GPU=0`` leaves ``CUDA_VISIBLE_DEVICES`` alone whatever the rank, e.g. for a
+    launcher that already binds one GPU per process under another scheme."""
+    rank = mpi_local_rank(environ)
+    if rank is None or environ.get(RANK_GPU_SWITCH) == "0":
+        return None
+    if "CUDA_VISIBLE_DEVICES" not in environ:
+        return str(rank % gpu_count) if gpu_count else str(rank)
+    visible = [d.strip() for d in environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    return visible[rank % len(visible)] if len(visible) > 1 else None
+
+
+def take_rank_gpu(environ=os.environ, gpus_folder=None):
+    """Set ``CUDA_VISIBLE_DEVICES`` to ``rank_visible_devices``'s answer. It must run before
+    anything in the process loads or initialises the CUDA driver: the driver reads the
+    variable once, at ``cuInit``, and a process that started CUDA first sees every GPU (and
+    Jittor then uses GPU 0 on every rank)."""
+    device = rank_visible_devices(environ, nvidia_gpu_count(gpus_folder))
+    if device is None:
+        return None
+    users = environ.get("CUDA_VISIBLE_DEVICES")
+    environ["CUDA_VISIBLE_DEVICES"] = device
+    if users is not None:
+        say(f"CUDA_VISIBLE_DEVICES={users}: each MPI process takes its local rank's entry "
+            f"({RANK_GPU_SWITCH}=0 keeps the whole list)", environ)
+    return device
+
+
 class CudaPlan:
     """What ``prepare_environment`` does on a machine with a CUDA driver: ``mode`` "cuda" or
     "cpu", ``reason`` (why CPU), ``env`` (variables to set where the user set none),
@@ -505,12 +555,6 @@ def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
         if rank is not None:
             plan.notes.append("no NCCL found: the processes average gradients through MPI "
                               f"(pip install nvidia-nccl-cu{plan.nvcc_version[0]} for NCCL)")
-    if rank is not None:
-        visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-        if "CUDA_VISIBLE_DEVICES" not in environ:
-            plan.env["CUDA_VISIBLE_DEVICES"] = str(rank)
-        elif len(visible) > 1:
-            plan.env["CUDA_VISIBLE_DEVICES"] = visible[rank % len(visible)]
     if from_wheels:
         plan.view = dict(nvcc=os.path.realpath(plan.nvcc), includes=includes + wheel_includes,
                          libs=libs + wheel_libs)
@@ -643,7 +687,9 @@ def forbid_downloads():
 
 
 def prepare_environment(environ=os.environ):
-    """Set Jittor's environment variables for this machine, leaving user-set ones alone."""
+    """Set Jittor's environment variables for this machine, leaving user-set ones alone (but
+    for ``CUDA_VISIBLE_DEVICES`` under MPI: see ``take_rank_gpu``)."""
+    take_rank_gpu(environ)   # first: the CUDA driver reads it once, when it starts
     if environ.get("nvcc_path") == "":
         pass   # the user chose the CPU
     elif not cuda_driver_loadable():

@@ -16,21 +16,52 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBES = doctor.load_probes()
 
 STAND_IN_LIBCUDA = r"""
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#ifdef HONOUR_VISIBLE_DEVICES
+/* As the real driver: CUDA_VISIBLE_DEVICES is read once, at the first cuInit, and only the
+   devices it lists (indices, up to the first that is not one) are seen from then on. */
+static int seen[DEVICES], seen_count = -1;
+int cuInit(unsigned flags) {
+    if (seen_count < 0) {
+        const char *list = getenv("CUDA_VISIBLE_DEVICES");
+        seen_count = 0;
+        for (int i = 0; !list && i < DEVICES; i++) seen[seen_count++] = i;
+        while (list && seen_count < DEVICES) {
+            char *end;
+            long i = strtol(list, &end, 10);
+            if (end == list || i < 0 || i >= DEVICES) break;
+            seen[seen_count++] = (int)i;
+            if (*end != ',') break;
+            list = end + 1;
+        }
+    }
+    return INIT_STATUS;
+}
+int cuDeviceGetCount(int *n) { if (seen_count < 0) return 3; *n = seen_count; return 0; }
+int cuDeviceGet(int *d, int i) { *d = seen[i]; return 0; }
+int cuDeviceGetName(char *name, int len, int d) {
+    snprintf(name, len, "Stand-in GPU %d", d); return 0; }
+#else
 int cuInit(unsigned flags) { return INIT_STATUS; }
-int cuDriverGetVersion(int *v) { *v = DRIVER_VERSION; return 0; }
 int cuDeviceGetCount(int *n) { *n = DEVICES; return 0; }
 int cuDeviceGet(int *d, int i) { *d = i; return 0; }
 int cuDeviceGetName(char *name, int len, int d) { strncpy(name, "Stand-in GPU", len); return 0; }
+#endif
+int cuDriverGetVersion(int *v) { *v = DRIVER_VERSION; return 0; }
 int cuDeviceGetAttribute(int *v, int attribute, int d) {
     *v = attribute == 75 ? 9 : attribute == 76 ? 0 : 0; return 0; }
 int cuDeviceTotalMem_v2(size_t *bytes, int d) { *bytes = (size_t)80 << 30; return 0; }
 """
 
 
-def stand_in_libcuda(folder, devices=1, driver_version=12040, init_status=0):
-    """A libcuda.so.1 of the driver functions jittor_env.py and doctor.py call."""
+def stand_in_libcuda(folder, devices=1, driver_version=12040, init_status=0,
+                     honours_visible_devices=False):
+    """A libcuda.so.1 of the driver functions jittor_env.py and doctor.py call. With
+    ``honours_visible_devices`` it sees the devices CUDA_VISIBLE_DEVICES lists when cuInit
+    is first called, each named "Stand-in GPU <index>"."""
     if not shutil.which("gcc"):
         pytest.skip("needs gcc to build the stand-in driver")
     os.makedirs(folder, exist_ok=True)
@@ -40,6 +71,7 @@ def stand_in_libcuda(folder, devices=1, driver_version=12040, init_status=0):
     library = os.path.join(folder, "libcuda.so.1")
     subprocess.run(["gcc", "-shared", "-fPIC", f"-DDEVICES={devices}",
                     f"-DDRIVER_VERSION={driver_version}", f"-DINIT_STATUS={init_status}",
+                    *(["-DHONOUR_VISIBLE_DEVICES"] if honours_visible_devices else []),
                     source, "-o", library], check=True)
     return library
 
@@ -295,8 +327,10 @@ def test_each_mpi_rank_takes_its_local_rank_gpu(machine, visible, expected):
     environ = dict(machine["environ"], OMPI_COMM_WORLD_LOCAL_RANK="3")
     if visible is not None:
         environ["CUDA_VISIBLE_DEVICES"] = visible
+    assert PROBES.rank_visible_devices(environ) == expected
+    # the plan, made after the driver started, leaves the GPU alone
     plan = PROBES.plan_cuda(environ, site_dirs=[], driver=GPU)
-    assert plan.env.get("CUDA_VISIBLE_DEVICES") == expected
+    assert "CUDA_VISIBLE_DEVICES" not in plan.env
     # no NCCL here: said once, under MPI only
     assert plan.env["use_nccl"] == "0" and len(plan.notes) == 1 and "MPI" in plan.notes[0]
 

@@ -1,5 +1,7 @@
 """Tests of jittor_env.py: the environment prepared for Jittor before it is imported."""
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -222,3 +224,96 @@ def test_jittor_sigchld_handler_is_kept_but_not_for_stopped_children():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"]
+
+
+# ---- under MPI, each local rank's GPU, chosen before CUDA starts
+
+@pytest.mark.parametrize("environ, gpu_count, expected", [
+    ({}, 4, None),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "3"}, 0, "3"),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "3"}, 2, "1"),
+    ({"MPI_LOCALRANKID": "1"}, None, "1"),
+    ({"SLURM_LOCALID": "2"}, 8, "2"),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "5", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, 8, "5"),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "GPU-aa, GPU-bb"}, 8, "GPU-bb"),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "2"}, 8, None),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": ""}, 8, None),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "STYLEGAN_RANK_GPU": "0"}, 8, None),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "STYLEGAN_RANK_GPU": "0",
+      "CUDA_VISIBLE_DEVICES": "4,5"}, 8, None)])
+def test_each_local_rank_takes_its_gpu_or_its_entry_of_the_users_list(environ, gpu_count,
+                                                                      expected):
+    assert jittor_env.rank_visible_devices(environ, gpu_count) == expected
+
+
+def test_gpus_are_counted_from_the_kernel_modules_folders(tmp_path):
+    for index in range(3):
+        (tmp_path / f"0000:{index:02x}:00.0").mkdir()
+    assert jittor_env.nvidia_gpu_count(str(tmp_path)) == 3
+    assert jittor_env.nvidia_gpu_count(str(tmp_path / "absent")) == 0
+
+
+@pytest.mark.parametrize("world_rank, lines", [("0", 1), ("1", 0)])
+def test_the_gpu_is_set_before_the_driver_is_looked_at(monkeypatch, capsys, tmp_path,
+                                                      world_rank, lines):
+    seen = []
+
+    def loadable():
+        seen.append(environ.get("CUDA_VISIBLE_DEVICES"))
+        return False
+    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", loadable)
+    monkeypatch.setattr(jittor_env, "NVIDIA_GPUS_FOLDER", str(tmp_path))
+    environ = {"OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_RANK": world_rank,
+               "CUDA_VISIBLE_DEVICES": "4,5,6,7", "use_mkl": "0", "python_config_path": "x",
+               "mpicc_path": "x"}
+    jittor_env.prepare_environment(environ)
+    assert seen == ["7"] and environ["CUDA_VISIBLE_DEVICES"] == "7"
+    err = capsys.readouterr().err   # the narrowed list, said by rank 0 only
+    assert err.count("\n") == lines and (not lines or "STYLEGAN_RANK_GPU=0" in err)
+
+
+RANK_PROBE = """\
+import json, os, sys
+sys.path.insert(0, {root!r})
+import doctor
+probe = doctor.load_probes()
+probe.NVIDIA_GPUS_FOLDER = {gpus!r}
+probe.prepare_environment(os.environ)   # as every script does, before Jittor starts CUDA
+info = probe.cuda_driver_info({library!r})
+print(json.dumps([os.environ["nvcc_path"], [name for name, _, _ in info["devices"]]]))
+"""
+
+
+@pytest.mark.parametrize("gpus, environ, expected", [
+    (8, {}, lambda rank: [rank]),
+    (2, {}, lambda rank: [rank % 2]),
+    (8, {"CUDA_VISIBLE_DEVICES": "4,5,6,7"}, lambda rank: [4 + rank]),
+    (8, {"STYLEGAN_RANK_GPU": "0"}, lambda rank: list(range(8)))])
+def test_each_ranks_driver_sees_only_its_gpu(tmp_path, gpus, environ, expected):
+    """Four local ranks on a machine of 8 stand-in GPUs whose driver, as NVIDIA's, reads
+    CUDA_VISIBLE_DEVICES once, at its first cuInit: the preparation starts the driver (it plans
+    CUDA with a fake nvcc and toolkit), and each rank's driver must see its GPU only."""
+    from test_doctor import fake_gcc, fake_nvcc, stand_in_libcuda, toolkit_libraries
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    library = stand_in_libcuda(str(tmp_path / "driver"), devices=8, honours_visible_devices=True)
+    fake_gcc(tmp_path / "bin", "g++", 12)
+    nvcc = fake_nvcc(tmp_path / "cuda")
+    toolkit_libraries(tmp_path / "cuda" / "include", tmp_path / "cuda" / "lib64")
+    folder = tmp_path / "gpus"
+    for index in range(gpus):
+        (folder / f"0000:{index + 1:02x}:00.0").mkdir(parents=True)
+    code = RANK_PROBE.format(root=root, gpus=str(folder), library=library)
+    ranks = []
+    for rank in range(4):
+        env = dict(environ, PATH=f"{tmp_path / 'bin'}:{tmp_path / 'cuda' / 'bin'}",
+                   LD_LIBRARY_PATH=str(tmp_path / "driver"), JITTOR_HOME=str(tmp_path / "home"),
+                   OMPI_COMM_WORLD_LOCAL_RANK=str(rank), OMPI_COMM_WORLD_RANK=str(rank),
+                   use_mkl="0", python_config_path="x", mpicc_path="x")
+        ranks.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=root,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for rank, process in enumerate(ranks):
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err[-2000:]
+        nvcc_path, names = json.loads(out)
+        assert nvcc_path == nvcc, err   # CUDA was planned: the driver started in the preparation
+        assert names == [f"Stand-in GPU {index}" for index in expected(rank)], f"rank {rank}"
