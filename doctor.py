@@ -155,10 +155,10 @@ def environment_state(prefix=sys.prefix, base_prefix=sys.base_prefix, venv=VENV)
     return "none (a system Python)", "make install (it makes .venv and installs into it)"
 
 
-def jittor_version():
-    """The installed Jittor's version, read from its package metadata (no import)."""
+def numpy_version():
+    """The installed numpy's version, read from its package metadata (no import)."""
     try:
-        return importlib.metadata.version("jittor")
+        return importlib.metadata.version("numpy")
     except importlib.metadata.PackageNotFoundError:
         return None
 
@@ -190,8 +190,8 @@ def leftover_download(home):
 
 
 def same_version(text):
-    """A version's numbers without trailing zeros ("1.3.11.0" is "1.3.11")."""
-    numbers = [int(n) if n.isdigit() else n for n in text.split(".")]
+    """A version's numbers without trailing zeros or local label ("1.3.11.0+x" is "1.3.11")."""
+    numbers = [int(n) if n.isdigit() else n for n in text.split("+")[0].split(".")]
     while numbers and numbers[-1] == 0:
         numbers.pop()
     return numbers
@@ -207,7 +207,7 @@ def version_text(version):
 
 def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
              python_version=None, jittor=None, cpuinfo="/proc/cpuinfo", compile_test=True,
-             venv_state=None):
+             venv_state=None, numpy=None):
     """Everything the report says, decided from ``environ``, the driver's answer (``driver``:
     ``probes.cuda_driver_info()``'s, probed when "probe"), the NVIDIA wheels under
     ``site_dirs`` and the toolchains on ``environ``'s PATH; ``venv_state`` stands in for this
@@ -223,8 +223,12 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     prefix = venv_state.get("prefix", sys.prefix)
     env_text, env_fix = environment_state(**venv_state)
     report.add("Environment", env_text)
-    jittor = jittor if jittor is not None else jittor_version()
-    report.add("Jittor", jittor or "not installed")
+    jittor = jittor if jittor is not None else probes.installed_jittor_version()
+    patched = probes.is_patched(jittor)
+    current = probes.patched_jittor_version()
+    report.add("Jittor", (f"{jittor}, " + ("this project's patched build" if jittor == current
+                                          else "patched, by another patch set" if patched
+                                          else "as released")) if jittor else "not installed")
     if not jittor:
         report.problem(f"Jittor is not installed for {sys.executable}",
                        env_fix or "make install (it installs requirements.txt into .venv)")
@@ -232,7 +236,17 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
         report.warning("the scripts run outside the project's environment", env_fix)
     elif same_version(jittor) != same_version(JITTOR_PIN):
         report.warning(f"Jittor {jittor}, not the {JITTOR_PIN} this project is tested with",
-                       f"pip install jittor=={JITTOR_PIN}")
+                       "make install")
+    elif jittor != current:
+        report.warning(f"Jittor {jittor} is not {current}, built from this checkout's "
+                       "patches/jittor-1.3.11 (CUDA 13, cuDNN 9, numpy 2)",
+                       "make install (it builds and installs the patched Jittor)")
+    numpy = numpy if numpy is not None else numpy_version()
+    report.add("numpy", numpy or "not installed")
+    if numpy and int(numpy.split(".")[0]) >= 2 and jittor and not patched:
+        report.problem(f"numpy {numpy} with Jittor as released, which reads numpy 1.x's "
+                       "structures (wrong data or a crash)",
+                       "make install (the patched Jittor reads both), or pip install numpy==1.26.4")
     report.add("CPU", cpu_isa(cpuinfo))
     compiler = environ.get("cc_path") or shutil.which("g++", path=environ.get("PATH", os.defpath))
     if not compiler or not os.path.isfile(compiler):
@@ -257,12 +271,13 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     else:
         report.add("Driver", f"CUDA {version_text(driver['version'])} ({driver['library']})"
                    + (f"; {driver['error']}" if driver["error"] else ""))
-    nvcc = environ.get("nvcc_path") or probes.find_nvcc(environ)
+    nvcc = environ.get("nvcc_path") or probes.find_nvcc(environ, site_dirs=site_dirs)
     nvcc_ver = probes.nvcc_version(nvcc) if nvcc else None
     report.add("nvcc", f"{nvcc}, CUDA {version_text(nvcc_ver)}" if nvcc else "none")
     plan = None
     if driver is not None and not user_cpu:
-        plan = probes.plan_cuda(environ, site_dirs=site_dirs, driver=driver)
+        plan = probes.plan_cuda(environ, site_dirs=site_dirs, driver=driver,
+                                jittor_version=jittor)
     if nvcc and nvcc_ver:
         cc, major, accepted = (
             (plan.compiler, plan.compiler_major, plan.compiler_accepted)
@@ -289,9 +304,12 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     cudnn_major, cudnn_library = probes.cudnn_found(includes + wheel_includes, libs + wheel_libs)
     cudnn_text = f"cuDNN {cudnn_major} at {cudnn_library}" if cudnn_major else "none"
     if plan is not None and plan.mode == "cuda":
-        cudnn_text += (", used" if plan.use_cudnn else
-                       ", not used: Jittor 1.3.11 loads cuDNN 8 only (STYLEGAN_CUDNN=1 forces it)"
-                       if cudnn_major else "")
+        cudnn_text += (", used for the convolutions" if plan.use_cudnn else
+                       f", not used: {probes.cudnn_reason(plan)}" if cudnn_major else "")
+        if cudnn_major and not plan.use_cudnn and cudnn_major >= 9 and not plan.patched:
+            report.warning("cuDNN 9 is here but Jittor as released cannot load it: "
+                           "convolutions run on Jittor's own, slower CUDA kernels",
+                           "make install (it builds the patched Jittor)")
     report.add("cuDNN", cudnn_text)
     nccl = probes.nccl_found(includes + wheel_includes, libs + wheel_libs)
     report.add("NCCL", nccl[1] if nccl else "none (multi-GPU runs average through MPI)")

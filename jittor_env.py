@@ -72,6 +72,38 @@ CUDNN8_PARTS = ("libcudnn_ops_infer.so", "libcudnn_ops_train.so", "libcudnn_cnn_
                 "libcudnn_cnn_train.so")
 # what Jittor would download on a CUDA machine, off unless the user turns them on
 CUDA_DOWNLOAD_DEFAULTS = {"use_cutt": "0", "use_cutlass": "0"}
+# this project's fixes to Jittor (patches/jittor-1.3.11, built into a wheel by make install)
+JITTOR_SDIST_VERSION = "1.3.11.0"
+JITTOR_PATCHES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "patches",
+                              "jittor-1.3.11")
+PATCHED_LABEL = "+stylegan."
+# the first CUDA that Jittor 1.3.11 as released does not compile for (cudaDeviceProp fields)
+FIRST_CUDA_NEEDING_PATCHES = (13, 0)
+
+
+def patched_jittor_version(folder=JITTOR_PATCHES):
+    """The version ``tools/patched_jittor.sh`` gives the wheel it builds from these patches:
+    1.3.11.0+stylegan.<first 8 hex digits of the SHA-256 of the patches, in name order>."""
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.patch"))):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return f"{JITTOR_SDIST_VERSION}{PATCHED_LABEL}{digest.hexdigest()[:8]}"
+
+
+def installed_jittor_version():
+    """The installed Jittor distribution's version (without importing it), or None."""
+    from importlib import metadata
+    try:
+        return metadata.version("jittor")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def is_patched(version):
+    """Whether a Jittor version is one of this project's patched builds."""
+    return bool(version) and PATCHED_LABEL in version
+
 
 
 def cuda_driver_loadable():
@@ -261,15 +293,21 @@ def find_mpicc(environ=os.environ, prefix=sys.prefix):
 
 # ---- probes of the CUDA toolchain: plain functions of paths and environments, for doctor.py
 
-def find_nvcc(environ=os.environ, fallbacks=None):
-    """The ``nvcc`` Jittor would find (PATH, then CUDA_HOME / CUDA_PATH, then the usual
-    folders), or None. Never a toolkit Jittor would download."""
+def find_nvcc(environ=os.environ, fallbacks=None, site_dirs=None):
+    """The ``nvcc`` to give Jittor (PATH, then CUDA_HOME / CUDA_PATH, then the usual folders,
+    then NVIDIA's ``nvidia-cuda-nvcc`` wheel in this environment: ``nvidia/cu13/bin/nvcc``),
+    or None. Never a toolkit Jittor would download."""
     found = shutil.which("nvcc", path=environ.get("PATH", os.defpath))
     if found:
         return found
     homes = [os.path.join(environ[k], "bin", "nvcc") for k in ("CUDA_HOME", "CUDA_PATH")
              if environ.get(k)]
-    for candidate in homes + list(NVCC_FALLBACKS if fallbacks is None else fallbacks):
+    if site_dirs is None:
+        site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    wheels = [path for d in site_dirs
+              for path in sorted(glob.glob(os.path.join(glob.escape(d), "nvidia", "cu*", "bin",
+                                                        "nvcc")))]
+    for candidate in homes + list(NVCC_FALLBACKS if fallbacks is None else fallbacks) + wheels:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -477,13 +515,17 @@ class CudaPlan:
         self.libraries = {}
         self.cudnn_major = self.cudnn_library = None
         self.use_cudnn = False
+        self.jittor_version, self.patched = None, False
         self.nccl = None
 
 
-def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
+def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None, jittor_version=None):
     """Decide how Jittor runs on a machine whose CUDA driver loads (see CudaPlan); ``driver``
-    is ``cuda_driver_info()``'s answer (probed when None)."""
+    is ``cuda_driver_info()``'s answer (probed when None), ``jittor_version`` the installed
+    Jittor's (read when None)."""
     plan = CudaPlan()
+    plan.jittor_version = jittor_version or installed_jittor_version()
+    plan.patched = is_patched(plan.jittor_version)
     driver = driver or cuda_driver_info()
     if driver is None or driver["error"] or not driver["devices"]:
         plan.reason = ("no CUDA driver loads" if driver is None else
@@ -492,7 +534,7 @@ def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
                     if driver is not None else "install the NVIDIA driver")
         return plan
     user_nvcc = environ.get("nvcc_path")
-    plan.nvcc = user_nvcc or find_nvcc(environ)
+    plan.nvcc = user_nvcc or find_nvcc(environ, site_dirs=site_dirs)
     if not plan.nvcc:
         plan.reason = "a CUDA driver but no nvcc"
         plan.fix = ("install the CUDA toolkit (nvcc) and put its bin/ on PATH, or set "
@@ -502,6 +544,12 @@ def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
     if plan.nvcc_version is None:
         plan.reason = f"{plan.nvcc} does not run or print its version"
         plan.fix = "set nvcc_path=/path/to/a/working/nvcc"
+        return plan
+    if tuple(plan.nvcc_version) >= FIRST_CUDA_NEEDING_PATCHES and not plan.patched:
+        version = ".".join(map(str, plan.nvcc_version))
+        plan.reason = (f"Jittor {plan.jittor_version or '(none)'} as released does not compile "
+                       f"for CUDA {version}")
+        plan.fix = "make install (it builds Jittor with this project's patches/jittor-1.3.11)"
         return plan
     plan.compiler, plan.compiler_major, plan.compiler_accepted = choose_host_compiler(
         plan.nvcc_version, environ)
@@ -536,7 +584,9 @@ def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
     switch = environ.get(CUDNN_SWITCH)
     cudnn8_complete = plan.cudnn_major == 8 and all(
         find_library([os.path.dirname(plan.cudnn_library)], part) for part in CUDNN8_PARTS)
-    plan.use_cudnn = (switch == "1") or (switch != "0" and cudnn8_complete)
+    # Jittor as released loads cuDNN 8's parts by name; patched, it builds on cuDNN 9 as well
+    cudnn9_usable = bool(plan.cudnn_library) and (plan.cudnn_major or 0) >= 9 and plan.patched
+    plan.use_cudnn = (switch == "1") or (switch != "0" and (cudnn8_complete or cudnn9_usable))
     if "conv_opt" in environ:
         plan.use_cudnn = environ["conv_opt"] in ("", "0")
     if not plan.use_cudnn:
@@ -570,8 +620,9 @@ def plan_cuda(environ=os.environ, site_dirs=None, arch=None, driver=None):
 
 
 VIEW_LIBRARIES = ("cudart", "cublas", "cublasLt", "curand", "cudnn", "cudnn_ops_infer",
-                  "cudnn_ops_train", "cudnn_cnn_infer", "cudnn_cnn_train", "nccl")
-VIEW_HEADERS = ("cublas*.h", "curand*.h", "cudnn*.h", "nccl*.h")
+                  "cudnn_ops_train", "cudnn_cnn_infer", "cudnn_cnn_train", "nccl", "cufft",
+                  "cusparse")
+VIEW_HEADERS = ("cublas*.h", "curand*.h", "cudnn*.h", "nccl*.h", "cufft*.h", "cusparse*.h")
 
 
 def build_toolkit_view(view, root):
@@ -579,7 +630,12 @@ def build_toolkit_view(view, root):
     ``lib64``) whose files link to the real toolkit and to the wheels' headers and libraries,
     each library also under its unnumbered name (``libcublas.so``), which Jittor and the
     linker look for and the wheels do not ship. Returns its ``bin/nvcc``; built once per key."""
-    key = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
+    # the folders' listings are part of the key: a wheel installed later (CCCL's headers, say)
+    # makes a new view instead of leaving the old one without it
+    listing = {folder: sorted(os.listdir(folder)) if os.path.isdir(folder) else None
+               for folder in [os.path.join(os.path.dirname(os.path.dirname(view["nvcc"])), "include")]
+               + view["includes"] + view["libs"]}
+    key = hashlib.sha256(json.dumps([view, listing], sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(root, key)
     nvcc = os.path.join(folder, "bin", "nvcc")
     if os.path.isfile(nvcc):
@@ -654,9 +710,18 @@ def apply_cuda_plan(plan, environ=os.environ, view_root=None):
     for note in plan.notes:
         say(note, environ)
     if not plan.use_cudnn:
-        found = (f"cuDNN {plan.cudnn_major} found" if plan.cudnn_major else "no cuDNN found")
-        say(f"CUDA without cuDNN ({found}; Jittor 1.3.11 uses cuDNN 8 only): convolutions run "
-            f"on Jittor's own CUDA kernels", environ)
+        say(f"CUDA without cuDNN ({cudnn_reason(plan)}): convolutions run on Jittor's own CUDA "
+            f"kernels", environ)
+
+
+def cudnn_reason(plan):
+    """Why a CUDA plan runs without cuDNN, with the fix when there is one."""
+    if not plan.cudnn_major:
+        return f"none found; pip install nvidia-cudnn-cu{plan.nvcc_version[0]}"
+    if plan.cudnn_major >= 9 and not plan.patched:
+        return (f"cuDNN {plan.cudnn_major} found, which Jittor as released cannot load; "
+                f"make install builds the patched Jittor that can")
+    return f"cuDNN {plan.cudnn_major} found, turned off (conv_opt or {CUDNN_SWITCH})"
 
 
 def forbid_downloads():

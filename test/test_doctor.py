@@ -2,6 +2,7 @@
 shell scripts that print an nvcc's or a g++'s version, folders laid out as a CUDA toolkit or as
 NVIDIA's pip wheels, a stand-in libcuda.so.1 compiled from C, and a private mount namespace
 that hides this machine's own toolkit. No GPU is needed."""
+import hashlib
 import os
 import shutil
 import subprocess
@@ -269,11 +270,17 @@ def test_missing_cublas_runs_on_the_cpu_naming_the_wheel(machine):
     assert plan.fix.startswith("pip install nvidia-cublas-cu12")
 
 
-@pytest.mark.parametrize("major, switch, conv_opt, used", [
-    (9, None, None, False), (8, None, None, True), (None, None, None, False),
-    (8, "0", None, False), (8, "1", None, True), (9, None, "0", True), (8, None, "1", False)])
-def test_cudnn_is_used_for_a_complete_cudnn_8_only_unless_switched(machine, major, switch,
-                                                                    conv_opt, used):
+RELEASED, PATCHED = "1.3.11.0", "1.3.11.0+stylegan.0123abcd"
+
+
+@pytest.mark.parametrize("major, jittor, switch, conv_opt, used", [
+    (9, RELEASED, None, None, False), (9, PATCHED, None, None, True),
+    (8, RELEASED, None, None, True), (8, PATCHED, None, None, True),
+    (None, PATCHED, None, None, False), (8, RELEASED, "0", None, False),
+    (9, PATCHED, "0", None, False), (8, RELEASED, "1", None, True),
+    (9, RELEASED, None, "0", True), (8, RELEASED, None, "1", False)])
+def test_cudnn_8_is_used_and_cudnn_9_with_the_patched_jittor_unless_switched(
+        machine, major, jittor, switch, conv_opt, used):
     if major:
         cudnn(machine["root"] / "cuda" / "include", machine["root"] / "cuda" / "lib64", major)
     environ = dict(machine["environ"])
@@ -281,9 +288,40 @@ def test_cudnn_is_used_for_a_complete_cudnn_8_only_unless_switched(machine, majo
         environ["STYLEGAN_CUDNN"] = switch
     if conv_opt is not None:
         environ["conv_opt"] = conv_opt
-    plan = PROBES.plan_cuda(environ, site_dirs=[], driver=GPU)
+    plan = PROBES.plan_cuda(environ, site_dirs=[], driver=GPU, jittor_version=jittor)
     assert plan.mode == "cuda" and plan.use_cudnn == used and plan.cudnn_major == major
     assert ("conv_opt" in plan.env) == (not used)
+    if major == 9 and jittor == RELEASED and not used:
+        assert "make install" in PROBES.cudnn_reason(plan)
+
+
+@pytest.mark.parametrize("release, jittor, mode", [
+    ("13.0", RELEASED, "cpu"), ("13.0", PATCHED, "cuda"), ("12.9", RELEASED, "cuda"),
+    ("12.9", PATCHED, "cuda")])
+def test_cuda_13_needs_the_patched_jittor(machine, release, jittor, mode):
+    fake_nvcc(machine["root"] / "cuda", release=release)
+    plan = PROBES.plan_cuda(machine["environ"], site_dirs=[], driver=GPU, jittor_version=jittor)
+    assert plan.mode == mode
+    if mode == "cpu":
+        assert plan.reason == f"Jittor {jittor} as released does not compile for CUDA {release}"
+        assert plan.fix.startswith("make install")
+
+
+def test_nvcc_from_nvidias_wheel_is_the_last_fallback(machine, tmp_path):
+    wheel_nvcc = fake_nvcc(os.path.join(machine["site"], "nvidia", "cu13"), release="13.0")
+    no_path = {"PATH": str(machine["bin"])}
+    assert PROBES.find_nvcc(no_path, fallbacks=(), site_dirs=[machine["site"]]) == wheel_nvcc
+    assert PROBES.find_nvcc(machine["environ"], site_dirs=[machine["site"]]) == machine["nvcc"]
+    assert PROBES.find_nvcc(no_path, fallbacks=(), site_dirs=[]) is None
+
+
+def test_patched_version_is_the_label_the_build_script_gives(tmp_path):
+    for name, text in (("0002-b.patch", b"second\n"), ("0001-a.patch", b"first\n")):
+        (tmp_path / name).write_bytes(text)
+    digest = hashlib.sha256(b"first\nsecond\n").hexdigest()[:8]
+    assert PROBES.patched_jittor_version(str(tmp_path)) == f"1.3.11.0+stylegan.{digest}"
+    assert PROBES.is_patched(PROBES.patched_jittor_version()) and not PROBES.is_patched(RELEASED)
+    assert not PROBES.is_patched(None)
 
 
 def test_libraries_in_pip_wheels_get_a_toolkit_view_and_are_loaded_first(machine, tmp_path):
@@ -397,6 +435,39 @@ def test_report_with_a_gpu_says_cuda_without_cudnn_and_lists_the_gpu(machine):
     assert lines["cuDNN"].startswith("cuDNN 9 at ") and "not used" in lines["cuDNN"]
     assert "a test kernel compiles" in lines["Host C++"]
     assert not report.problems
+
+
+def test_report_with_the_patched_jittor_uses_cudnn_9_and_names_numpy(machine):
+    cudnn(machine["root"] / "cuda" / "include", machine["root"] / "cuda" / "lib64", 9)
+    current = PROBES.patched_jittor_version()
+    report = doctor.diagnose(machine["environ"], probes=PROBES, driver=GPU,
+                             site_dirs=[machine["site"]], python_version=(3, 12, 3),
+                             jittor=current, numpy="2.5.2", compile_test=False)
+    lines = dict(report.lines)
+    assert report.mode == "CUDA with cuDNN"
+    assert lines["Jittor"] == f"{current}, this project's patched build"
+    assert lines["numpy"] == "2.5.2"
+    assert lines["cuDNN"].endswith(", used for the convolutions")
+    assert lines["nvcc"].endswith("CUDA 12.2")
+    assert not report.problems and not report.warnings
+
+
+def test_report_of_jittor_as_released_with_numpy_2_or_cudnn_9_names_make_install(machine):
+    cudnn(machine["root"] / "cuda" / "include", machine["root"] / "cuda" / "lib64", 9)
+    report = doctor.diagnose(machine["environ"], probes=PROBES, driver=GPU,
+                             site_dirs=[machine["site"]], python_version=(3, 12, 3),
+                             jittor="1.3.11.0", numpy="2.5.2", compile_test=False)
+    assert dict(report.lines)["Jittor"] == "1.3.11.0, as released"
+    assert [what for what, _ in report.problems] == [
+        "numpy 2.5.2 with Jittor as released, which reads numpy 1.x's structures (wrong data or "
+        "a crash)"]
+    assert all(fix.startswith("make install") for _, fix in report.problems + report.warnings)
+    assert any("cuDNN 9" in what for what, _ in report.warnings)
+    older = doctor.diagnose(machine["environ"], probes=PROBES, driver=GPU, site_dirs=[],
+                            python_version=(3, 12, 3), jittor="1.3.11.0+stylegan.00000000",
+                            numpy="1.26.4", compile_test=False)
+    assert dict(older.lines)["Jittor"].endswith("patched, by another patch set")
+    assert not older.problems and older.warnings[0][1].startswith("make install")
 
 
 def test_report_when_nvcc_cannot_compile_with_the_compiler_is_a_problem(machine):
