@@ -4,6 +4,8 @@ import os
 import signal
 import sys
 
+import pytest
+
 import jittor_env  # noqa: F401  (sets Jittor's environment before jittor is imported)
 
 
@@ -22,3 +24,21 @@ def _child_changed(signum, frame):
 
 
 signal.signal(signal.SIGCHLD, _child_changed)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "cpu_only: asserts the CPU's own kernels (the fused generation operators, the "
+        "C++ blur, oneDNN); skipped under CUDA and under tools/gpu_check.sh (STYLEGAN_GPU_CHECK)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips the cpu_only tests where the CPU kernels they assert do not run: Jittor on CUDA
+    (read only when a test module has imported Jittor already), or the GPU check's environment."""
+    cpu_only = [item for item in items if item.get_closest_marker("cpu_only")]
+    jittor = sys.modules.get("jittor")
+    on_cuda = jittor is not None and bool(jittor.flags.use_cuda)
+    if cpu_only and (os.environ.get("STYLEGAN_GPU_CHECK", "") not in ("", "0") or on_cuda):
+        skip = pytest.mark.skip(reason="CPU-only kernels: not run on CUDA")
+        for item in cpu_only:
+            item.add_marker(skip)

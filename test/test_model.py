@@ -213,6 +213,7 @@ def test_adaptive_instance_norm_matches_numpy_and_starts_as_identity_affine():
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.cpu_only
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("shape", [(2, 3, 5, 5), (1, 2, 64, 48)])
 def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape, with_bias):
@@ -247,6 +248,7 @@ def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape, 
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.cpu_only
 def test_blur_operator_adds_a_bias_first_as_the_blur_of_the_biased_input():
     x = np.random.randn(2, 3, 7, 5).astype("float32")
     bias = np.random.randn(3).astype("float32")
@@ -257,6 +259,7 @@ def test_blur_operator_adds_a_bias_first_as_the_blur_of_the_biased_input():
                                atol=1e-6)
 
 
+@pytest.mark.cpu_only
 def test_generation_adding_each_bias_in_the_next_operator_draws_what_the_modules_draw(
         monkeypatch):
     """Generation on the CPU leaves the convolutions' bias to the blur or to the noise +
