@@ -632,9 +632,9 @@ def build_toolkit_view(view, root):
     linker look for and the wheels do not ship. Returns its ``bin/nvcc``; built once per key."""
     # the folders' listings are part of the key: a wheel installed later (CCCL's headers, say)
     # makes a new view instead of leaving the old one without it
+    real_include = os.path.join(os.path.dirname(os.path.dirname(view["nvcc"])), "include")
     listing = {folder: sorted(os.listdir(folder)) if os.path.isdir(folder) else None
-               for folder in [os.path.join(os.path.dirname(os.path.dirname(view["nvcc"])), "include")]
-               + view["includes"] + view["libs"]}
+               for folder in [real_include] + view["includes"] + view["libs"]}
     key = hashlib.sha256(json.dumps([view, listing], sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(root, key)
     nvcc = os.path.join(folder, "bin", "nvcc")

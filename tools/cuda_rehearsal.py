@@ -249,9 +249,10 @@ def main(argv=None):
     started = time.time()
     if args.toolkit == "cu12":
         wheels = install_wheels("cu12", wheels_folder("cu12", args.wheels))
-        device_nvcc = args.nvcc or (SYSTEM_NVCC if os.access(SYSTEM_NVCC, os.X_OK) else
-                                    os.path.join(install_wheels("cu13", wheels_folder("cu13", None)),
-                                                 "nvidia", "cu13", "bin", "nvcc"))
+        device_nvcc = args.nvcc or SYSTEM_NVCC
+        if not os.access(device_nvcc, os.X_OK):
+            cu13 = install_wheels("cu13", wheels_folder("cu13", None))
+            device_nvcc = os.path.join(cu13, "nvidia", "cu13", "bin", "nvcc")
         nvcc = cuda12_home(wheels, device_nvcc)
     elif args.toolkit == "cu13":
         wheels = install_wheels("cu13", wheels_folder("cu13", args.wheels))
