@@ -28,7 +28,7 @@ VENV = os.path.join(ROOT, ".venv")
 JITTOR_PIN = "1.3.11"
 USER_VARIABLES = ("nvcc_path", "cc_path", "use_mkl", "conv_opt", "STYLEGAN_CUDNN", "use_nccl",
                   "CUDA_VISIBLE_DEVICES", "JITTOR_HOME", "cuda_arch", "STYLEGAN_ONEDNN",
-                  "mpicc_path")
+                  "mpicc_path", "STYLEGAN_RANK_GPU")
 ISA_FLAGS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"))
 PROBE_SOURCE = "__global__ void doctor_probe(float *x) { x[0] = 1.0f; }\n"
 LABEL_WIDTH = 12

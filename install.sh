@@ -83,10 +83,9 @@ VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install -q --disable-pip-version-check)
 # Jittor built from its sdist with this project's patches (patches/jittor-1.3.11: CUDA 12 and 13,
 # cuDNN 9, numpy 2), rebuilt when the patches change; it satisfies requirements.txt's pin.
-label=$(cat patches/jittor-1.3.11/*.patch | sha256sum | cut -c1-8)
 installed=$("$VPY" -c 'import importlib.metadata as m; print(m.version("jittor"))' 2>/dev/null || true)
 jittor=()
-if [ "$installed" != "1.3.11.0+stylegan.$label" ]; then
+if [ "$installed" != "$(bash tools/patched_jittor.sh --version)" ]; then
   wheel=$(PYTHON="$VPY" bash tools/patched_jittor.sh "$VENV/wheels") \
     || fail "could not build the patched Jittor (tools/patched_jittor.sh, above)"
   jittor=("$wheel")

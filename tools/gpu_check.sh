@@ -138,10 +138,8 @@ export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 
 # ---- c. pre-flight: seconds, one line naming the first missing piece and its fix
 JITTOR_VERSION=$(sed -n 's/^jittor==//p' requirements.txt)
-LABEL=""
-if ls patches/jittor-"$JITTOR_VERSION"/*.patch > /dev/null 2>&1; then
-  LABEL=$(cat patches/jittor-"$JITTOR_VERSION"/*.patch | sha256sum | cut -c1-8)
-fi
+EXPECTED=$(bash tools/patched_jittor.sh --version 2> /dev/null || true)
+LABEL=${EXPECTED##*+stylegan.}
 PREFLIGHT='
 import importlib.metadata, os, re, shutil, subprocess, sys, sysconfig
 wheelhouse, patches, label = sys.argv[1:4]

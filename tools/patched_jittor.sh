@@ -8,17 +8,22 @@
 #
 #   bash tools/patched_jittor.sh OUT_DIR       # PYTHON= the Python whose pip downloads and builds
 #   JITTOR_SDIST=path/to/jittor-1.3.11.0.tar.gz bash tools/patched_jittor.sh OUT_DIR   # offline
+#   bash tools/patched_jittor.sh --version     # the version it would build, nothing built
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:?usage: tools/patched_jittor.sh OUT_DIR}
+OUT=${1:?usage: tools/patched_jittor.sh OUT_DIR (or --version)}
 PYTHON=${PYTHON:-python3}
 VERSION=$(sed -n 's/^jittor==//p' requirements.txt)
 PATCHES=patches/jittor-$VERSION
 fail() { echo "patched_jittor.sh: $*" >&2; exit 1; }
 
 ls "$PATCHES"/*.patch > /dev/null 2>&1 || fail "no patches in $PATCHES"
-command -v patch > /dev/null || fail "no 'patch' program: apt-get install patch (as root), or conda install patch"
 label=$(cat "$PATCHES"/*.patch | sha256sum | cut -c1-8)
+if [ "$OUT" = --version ]; then
+  echo "$VERSION.0+stylegan.$label"
+  exit 0
+fi
+command -v patch > /dev/null || fail "no 'patch' program: apt-get install patch (as root), or conda install patch"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 if [ -n "${JITTOR_SDIST:-}" ]; then
