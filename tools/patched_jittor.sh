@@ -44,7 +44,7 @@ grep -q '^    version=version,$' "$src/setup.py" || fail "$(basename "$sdist")'s
 sed -i "s/^    version=version,\$/    version=version + \"+stylegan.$label\",/" "$src/setup.py"
 mkdir -p "$OUT"
 rm -f "$OUT"/jittor-*.whl
-"$PYTHON" -m pip wheel -q --disable-pip-version-check --no-deps -w "$OUT" "$src" 2>&1 \
+"$PYTHON" -m pip wheel -q --disable-pip-version-check --no-deps --use-pep517 -w "$OUT" "$src" 2>&1 \
   | grep -v "^WARNING: Location" >&2 || true
 wheel=$(ls "$OUT"/jittor-*+stylegan."$label"-*.whl 2> /dev/null | head -1)
 [ -n "$wheel" ] || fail "pip wheel did not build Jittor from $src"
