@@ -142,6 +142,10 @@ def check_args(args):
         raise UsageError("--untrained needs a checkpoint: the untrained generator takes its "
                             "architecture")
     args.metrics = metrics_asked(args.metric)
+    # two folders of images are scored at their images' own size unless --size is given
+    args.size_given = args.size is not None
+    if not args.size_given:
+        args.size = DEFAULT_SIZE
     if "swd" in args.metrics:
         try:
             swd.level_sizes(args.size)
@@ -603,13 +607,64 @@ def folder_images(path, size):
     return image_folder(path, size)
 
 
+def image_sides(folder, names):
+    """{(width, height): count} of the images ``names`` in ``folder``, read from their headers."""
+    sides = {}
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with Image.open(path) as img:
+                sides[img.size] = sides.get(img.size, 0) + 1
+        except IMAGE_ERRORS as err:
+            raise EvaluateError(f"cannot read {path} ({type(err).__name__}: {err}); remove or "
+                                f"replace it") from None
+    return sides
+
+
+def describe_sides(folder, sides):
+    text = ", ".join(f"{w}x{h}" for w, h in sorted(sides))
+    return f"{folder} holds {'images of ' if len(sides) > 1 else ''}{text}" + (
+        " (mixed sizes)" if len(sides) > 1 else "")
+
+
+def own_size(args):
+    """The side both folders' images share, at which pytorch-fid would score them (a data root
+    as DATA: the candidates' side, whose ``DATA/<size>`` is then read); a UsageError naming
+    --size when they are not all squares of one side."""
+    candidates = image_sides(args.path, list_images(args.path))
+    described = [describe_sides(args.path, candidates)]
+    real_names = list_images(args.data)
+    real = image_sides(args.data, real_names) if real_names else {}
+    if real_names:
+        described.append(describe_sides(args.data, real))
+    found = set(candidates) | set(real)
+    if len(found) == 1:
+        (width, height), = found
+        if width == height:
+            return width
+    raise UsageError(f"{'; '.join(described)}: give --size to score both folders at one size "
+                     f"(pytorch-fid scores two folders at their images' own size; these are not "
+                     f"squares of one size)")
+
+
 def evaluate_folders(args):
     """Score the images of the folder ``args.path`` against those of DATA (a folder of images,
     or a data root's ``DATA/<size>``), as pytorch-fid compares two folders: sets of as many
-    images as both hold (at most --n, drawn with --seed), all read at --size px."""
+    images as both hold (at most --n, drawn with --seed), read at the images' own size (the
+    side they all share), or at --size when it is given."""
     if args.real_vs_real or args.untrained:
         raise UsageError("--real-vs-real and --untrained need a checkpoint or a run folder, not "
                          "a folder of images")
+    if not args.size_given:
+        args.size = own_size(args)
+        if "swd" in args.metrics:
+            try:
+                swd.level_sizes(args.size)
+            except ValueError as error:
+                raise UsageError(f"the images are {args.size} px, where SWD cannot be "
+                                 f"computed ({error}): give --size") from None
+        print(f"note: scoring at the images' own size, {args.size} px (--size to choose "
+              f"another)", file=sys.stderr)
     network = load_inception(args) if set(args.metrics) & set(FEATURE_METRICS) else None
     folder, names = folder_images(args.data, args.size)
     candidates = list_images(args.path)
@@ -728,16 +783,18 @@ def build_parser():
                              "saved before training reached --size generates at its size, each "
                              "pixel repeated to --size. Or a folder of images (generate.py's "
                              "--n_images outputs, say): its images are scored against DATA's, "
-                             "both read at --size px")
+                             "both read at their own size (or at --size)")
     parser.add_argument("data", metavar="DATA",
                         help="data root holding DATA/<size>/ with the real images (the layout "
                              "resize.py writes); when the first argument is a folder of images, "
                              "DATA may also be a folder of images itself")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+    parser.add_argument("--size", type=int, default=None,
                         help="image side in px, a power of two up to 1024, from 16 with swd "
                              "(from 4 for fid and kid alone), at which generated and real images "
                              "alike are scored; reads "
-                             f"DATA/<size>/ and generates at that size (default {DEFAULT_SIZE})")
+                             f"DATA/<size>/ and generates at that size (default {DEFAULT_SIZE}; "
+                             "for two folders of images, the side their images share, as "
+                             "pytorch-fid scores them, and --size is needed when they share none)")
     parser.add_argument("--n", type=int, default=DEFAULT_N,
                         help="images in each compared set: --n generated vs --n real (and, with "
                              "--real-vs-real, --n real vs another --n real); fewer when the "

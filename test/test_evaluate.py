@@ -408,3 +408,63 @@ def test_fid_over_a_run_and_between_two_image_folders(tiny_run, data, inception_
     assert column == f"{written} vs {os.path.join(data, '16')}"
     assert np.isfinite(both["scores"][column]["fid"]) and both["n"] == 6
     capsys.readouterr()
+
+
+def smooth_images(folder, count, side, seed):
+    """``count`` PNGs of ``side`` px, smooth colour fields (unlike noise, their features vary)."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    for i in range(count):
+        a, b, c = rng.uniform(0, 6, 3)
+        pixels = np.stack([np.sin(a * x + b * y + c + k) for k in range(3)], axis=-1)
+        Image.fromarray(((pixels + 1) * 127.5).astype(np.uint8)).save(
+            os.path.join(folder, f"{i:02d}.png"))
+
+
+@pytest.mark.slow
+def test_two_folders_are_scored_at_their_images_own_size_as_pytorch_fid_does(
+        inception_weights, tmp_path, capsys, monkeypatch):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    smooth_images(a, 6, 32, seed=1)
+    smooth_images(b, 6, 32, seed=2)
+    flags = ["--n", "6", "--metric", "fid"] + fid_flags(inception_weights, tmp_path / "c")
+    read = []
+    features = evaluate.image_features
+
+    def spy(network, images, args, desc):
+        read.append(np.array(images))
+        return features(network, images, args, desc)
+
+    monkeypatch.setattr(evaluate, "image_features", spy)
+    result = run([a, b] + flags)
+    out, err = capsys.readouterr()
+    assert "note: scoring at the images' own size, 32 px" in err
+    assert "both sets scored at 32 px" in out
+    # each image read as its file's pixels, no resampling: what pytorch-fid gives its Inception
+    files = {folder: np.stack([np.asarray(Image.open(os.path.join(folder, name))).transpose(2, 0, 1)
+                               for name in sorted(os.listdir(folder))]) for folder in (a, b)}
+    assert [images.shape for images in read] == [(6, 3, 32, 32)] * 2
+    for images in read:
+        assert any(sorted(map(bytes, images)) == sorted(map(bytes, own))
+                   for own in files.values())
+    # the number: pytorch-fid's formula (metrics/fid, test_fid) on the Inception features of the
+    # files' own pixels (metrics/inception, test_fid)
+    network = evaluate.load_inception(evaluate.build_parser().parse_args([a, b] + flags))
+    expected = evaluate.fid.fid(*(evaluate.inception.features(network[0], files[f], 4)
+                                  for f in (b, a))).distance
+    column, = result["scores"]
+    assert result["scores"][column]["fid"] == pytest.approx(expected, rel=1e-6)
+    # at 128 px, the images are enlarged twice (32 -> 128 -> 299): another number
+    at_128 = run([a, b, "--size", "128"] + flags)
+    assert at_128["scores"][column]["fid"] != pytest.approx(expected, rel=1e-3)
+    capsys.readouterr()
+    # folders that share no size: one line naming both and --size, exit 2
+    smooth_images(str(tmp_path / "c48"), 3, 48, seed=3)
+    done = subprocess.run([sys.executable, "evaluate.py", a, str(tmp_path / "c48")] + flags,
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        f"{a} holds 32x32; {tmp_path / 'c48'} holds 48x48: give --size to score both folders at "
+        f"one size (pytorch-fid scores two folders at their images' own size; these are not "
+        f"squares of one size)")
