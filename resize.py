@@ -21,42 +21,23 @@ composited on white), non-square images are centre-cropped, re-running only writ
 missing or out of date, and unreadable files are reported and skipped. Needs no Jittor.
 """
 import argparse
-import io
-import multiprocessing
 import os
-import signal
 import sys
-from collections import namedtuple
 
 from PIL import Image
 from tqdm import tqdm
 
 import cli
 from cli import UsageError
-from files.atomic import atomic_write, make_folder
+from files.atomic import make_folder
 from files.datasets import LMDB_DATA_FILE, DatasetError, open_source
-from files.images import (IMAGE_EXTENSIONS, RESAMPLE, encode_image, is_power_of_two, list_images,
+from files.images import (IMAGE_EXTENSIONS, RESAMPLE, is_power_of_two, list_images,
                           save_atomically, square_rgb)
+from files.resizing import (Summary, default_signals, output_sizes, resize_items, worker_pool,
+                            zip_to_folders)
 
 FORMATS = ("folders", "lmdb")
 LMDB_IMAGE_FORMAT = "JPEG"  # what the original's prepare_data.py stores (here without subsampling)
-CHUNK_IMAGES = 256  # images read, resized and written per round when the source is not a folder
-
-Summary = namedtuple("Summary", "images written skipped unreadable sizes")
-Summary.__doc__ = """What one run did: source images found, output files written, output files
-already up to date, unreadable source files (skipped), and the output sizes."""
-
-
-def output_sizes(source_size, min_size):
-    """The sizes written for a source folder: ``min_size`` doubling while below the source."""
-    sizes = []
-    size = min_size
-    while size < source_size:
-        sizes.append(size)
-        size *= 2
-    return sizes
-
-
 def is_up_to_date(output, source):
     """True when ``output`` exists and is not older than ``source``."""
     try:
@@ -123,10 +104,7 @@ def resize_folder(path, min_size=8, workers=None, progress=True):
     workers = workers or os.cpu_count() or 1
     written = skipped = unreadable = 0
     bar = tqdm(total=len(tasks), desc="resize", unit="img", disable=not progress, file=sys.stderr)
-    pool = (multiprocessing.Pool(workers, initializer=default_signals)
-            if workers > 1 and len(tasks) > 1 else None)
-    finished = False
-    try:
+    with worker_pool(workers, len(tasks)) as pool, bar:
         chunksize = max(1, min(64, len(tasks) // (workers * 8)))
         results = pool.imap(resize_one, tasks, chunksize) if pool else map(resize_one, tasks)
         for (source, _), (n_written, n_skipped, error) in zip(tasks, results):
@@ -136,93 +114,7 @@ def resize_folder(path, min_size=8, workers=None, progress=True):
                 unreadable += 1
                 tqdm.write(f"warning: skipping unreadable {source} ({error})", file=sys.stderr)
             bar.update()
-        finished = True
-    finally:
-        bar.close()
-        if pool:
-            if finished:
-                pool.close()      # every task done: let the workers end on their own
-            else:
-                pool.terminate()  # an error or a signal: SIGTERM them (default_signals)
-            pool.join()
     return Summary(len(names), written, skipped, unreadable, sizes)
-
-
-def resize_bytes(task):
-    """In a pool worker: decode one source image and encode it at each size it is wanted at.
-
-    ``task`` is ``(data, outputs)``: the source file's bytes (or the reason they could not be
-    read, a str) and ``[(size, format), ...]``. Returns ``(encoded, error)``: the bytes of each
-    output in order, or None and the reason the source could not be read."""
-    data, outputs = task
-    if isinstance(data, str):
-        return None, data
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()  # decode now, so a truncated file fails here
-            square = square_rgb(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        return None, f"{type(err).__name__}: {err}"
-    return [encode_image(square if square.size == (size, size)
-                         else square.resize((size, size), RESAMPLE), fmt)
-            for size, fmt in outputs], None
-
-
-def resize_items(items, read, outputs, write, workers, progress):
-    """Read, resize and write every item of a zip, an LMDB or a folder going into an LMDB, in
-    rounds of CHUNK_IMAGES: this process reads each round's source bytes (``read(item)``), the
-    workers decode and encode them, and this process writes them (``write(item, [(size,
-    bytes), ...])``), so only this process touches the source and the output.
-    ``outputs(item)`` is ``[(size, format), ...]`` still to make (empty: up to date).
-    Returns ``(written, skipped, unreadable)``; ``skipped`` counts outputs up to date."""
-    written = skipped = unreadable = 0
-    workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(items), desc="resize", unit="img", disable=not progress, file=sys.stderr)
-    pool = (multiprocessing.Pool(workers, initializer=default_signals)
-            if workers > 1 and len(items) > 1 else None)
-    finished = False
-    try:
-        for start in range(0, len(items), CHUNK_IMAGES):
-            chunk = items[start:start + CHUNK_IMAGES]
-            tasks, counts = [], []
-            for item in chunk:
-                wanted, total = outputs(item)
-                counts.append(total - len(wanted))
-                data = None
-                if wanted:
-                    try:
-                        data = read(item)
-                    except OSError as err:
-                        data = f"{type(err).__name__}: {err}"
-                tasks.append((data, wanted))
-            todo = [i for i, (_, wanted) in enumerate(tasks) if wanted]
-            chunksize = max(1, len(todo) // (workers * 4))
-            results = (pool.map(resize_bytes, [tasks[i] for i in todo], chunksize) if pool
-                       else [resize_bytes(tasks[i]) for i in todo])
-            done = dict(zip(todo, results))
-            for i, item in enumerate(chunk):
-                skipped += counts[i]
-                if i in done:
-                    encoded, error = done[i]
-                    if error is not None:
-                        unreadable += 1
-                        tqdm.write(f"warning: skipping unreadable {item} ({error})",
-                                   file=sys.stderr)
-                    else:
-                        sizes = [size for size, _ in tasks[i][1]]
-                        write(item, list(zip(sizes, encoded)))
-                        written += len(encoded)
-                bar.update()
-        finished = True
-    finally:
-        bar.close()
-        if pool:
-            if finished:
-                pool.close()
-            else:
-                pool.terminate()
-            pool.join()
-    return written, skipped, unreadable
 
 
 def default_lmdb_path(path):
@@ -309,43 +201,6 @@ def open_archive(path):
         raise UsageError(str(error)) from None
 
 
-def zip_to_folders(source, min_size, workers, progress):
-    """The folders of the zip's smaller sizes beside it (``data.zip`` -> ``data/8``, ...),
-    skipping files newer than the zip."""
-    check_min_size(min_size, source.size)
-    sizes = output_sizes(source.size, min_size)
-    for size in sizes:
-        folder = os.path.join(source.folder_root, str(size))
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise UsageError(f"{folder} exists and is not a folder")
-    for size in sizes:
-        make_folder(os.path.join(source.folder_root, str(size)))
-    zip_time = os.stat(source.path).st_mtime_ns
-    formats = Image.registered_extensions()
-
-    def outputs(member):
-        fmt = formats[os.path.splitext(member)[1].lower()]
-        wanted = [(size, fmt) for size in sizes
-                  if not is_newer(source.size_file(size, member), zip_time)]
-        return wanted, len(sizes)
-
-    def write(member, encoded):
-        for size, data in encoded:
-            with atomic_write(source.size_file(size, member)) as temporary:
-                with open(temporary, "wb") as f:
-                    f.write(data)
-
-    counts = resize_items(source.members, source.read_bytes, outputs, write, workers, progress)
-    return Summary(len(source.members), *counts, sizes)
-
-
-def is_newer(path, time_ns):
-    try:
-        return os.stat(path).st_mtime_ns >= time_ns
-    except FileNotFoundError:
-        return False
-
-
 def lmdb_add_sizes(source, min_size, workers, progress):
     """Add to the LMDB ``source`` every size from ``min_size`` below its largest complete size
     that it lacks (or lacks keys of), made from that largest size; the keys already there are
@@ -415,16 +270,11 @@ def resize_path(path, min_size=8, workers=None, progress=True, fmt=None, out=Non
                              out or default_lmdb_path(path), workers, progress)
     if out is not None:
         raise UsageError("--out is for --format lmdb")
-    return zip_to_folders(source, min_size, workers, progress)
-
-
-def default_signals():
-    """In a pool worker: SIGTERM ends it at once and Ctrl-C is left to the parent. Forked
-    workers otherwise inherit cli.run's handlers, and Pool.terminate()'s SIGTERM then raised
-    inside a worker that could hold the task queue's lock, so that the other worker and
-    resize.py itself waited on that lock forever."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    check_min_size(min_size, source.size)
+    try:
+        return zip_to_folders(source, output_sizes(source.size, min_size), workers, progress)
+    except DatasetError as error:   # a size's folder that is a file: the command line's fault
+        raise UsageError(str(error)) from None
 
 
 def output_description(args, sizes):

@@ -40,6 +40,7 @@ import jittor as jt  # noqa: E402
 import cli  # noqa: E402
 from cli import UsageError  # noqa: E402
 from dataset import DatasetError, check_resolutions  # noqa: E402
+from files.resizing import make_zip_sizes  # noqa: E402
 from files.checkpoint import (CheckpointError, describe_object, from_rgb_activated,  # noqa: E402
                               generator_config, generator_state_dict, is_generator_state_dict,
                               is_training_checkpoint, load_checkpoint, strip_data_parallel)
@@ -205,6 +206,9 @@ def main(args):
     if not os.path.exists(config.path):
         raise UsageError(f"{config.path}: no such data folder, LMDB or zip (make one with "
                          f"build_emoji.py or resize.py)")
+    # a dataset_tool.py zip holds one size: the smaller ones are written beside it once
+    make_zip_sizes(config.path, training_sizes(config), progress=jt.rank == 0,
+                   wait=jt.rank != 0)
     check_resolutions(config.path, training_sizes(config))
     if jt.rank == 0:
         print(f"train.py: seed {config.seed}; sizes {config.init_size}..{config.max_size}; "

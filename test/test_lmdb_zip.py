@@ -407,6 +407,62 @@ def test_lmdb_and_zip_images_that_fail_to_decode_name_their_key(original_lmdb, t
         ds[1]
 
 
+def test_a_zips_missing_sizes_are_made_once_as_resize_py_makes_them(tmp_path, capsys):
+    from files.resizing import make_zip_sizes
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
+    path = dataset_tool_zip(tmp_path / "ds.zip", images)
+    zipped = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    assert make_zip_sizes(path, [8, 16, 32], workers=2, progress=False) == [8, 16]
+    assert "writing sizes 8, 16 beside it in" in capsys.readouterr().err
+    check_resolutions(path, [8, 16, 32])
+    folder = tmp_path / "ds"
+    made = {size: {name: (folder / str(size) / name).read_bytes()
+                   for name in sorted(os.listdir(folder / str(size)))} for size in (8, 16)}
+    assert all(len(files) == 5 for files in made.values())
+    # what resize.py writes for the same zip, elsewhere
+    other = tmp_path / "copy.zip"
+    shutil.copyfile(path, other)
+    resize_path(str(other), min_size=8, workers=1, progress=False)
+    for size in (8, 16):
+        assert made[size] == {name: (tmp_path / "copy" / str(size) / name).read_bytes()
+                              for name in made[size]}
+    # a second call writes nothing; a zip written again is noticed; the zip is never written
+    times = {p: os.stat(folder / "8" / p).st_mtime_ns for p in made[8]}
+    assert make_zip_sizes(path, [8, 16, 32], progress=False) == []
+    assert times == {p: os.stat(folder / "8" / p).st_mtime_ns for p in made[8]}
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == zipped
+    os.utime(path)   # the zip is newer than the folders: its sizes are made again
+    assert make_zip_sizes(path, [8], workers=1, progress=False) == [8]
+    assert all(os.stat(folder / "8" / p).st_mtime_ns >= os.stat(path).st_mtime_ns for p in times)
+    # not a zip: nothing to do here (the LMDB's and the folders' own checks say what they lack)
+    assert make_zip_sizes(str(tmp_path / "missing"), [8], progress=False) == []
+
+
+@pytest.mark.slow
+def test_train_py_trains_on_a_zip_of_one_size_in_one_command(tmp_path):
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(6)]
+    path = dataset_tool_zip(tmp_path / "ds.zip", images)
+    zipped = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    command = [sys.executable, os.path.join(ROOT, "train.py"), path, "--init_size", "8",
+               "--max_size", "16", "--iter", "2", "--phase", "1", "--batch", "2", "--width",
+               "8", "--code_dim", "8", "--n_mlp", "1", "--sample_every", "100", "--save_every",
+               "100"]
+    run = subprocess.run(command + ["--out", str(tmp_path / "run")], capture_output=True,
+                         text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "writing sizes 8, 16 beside it in" in run.stderr
+    assert sorted(os.listdir(tmp_path / "ds")) == ["16", "8"]
+    assert len(os.listdir(tmp_path / "ds" / "8")) == 6
+    with open(tmp_path / "run" / "log.csv") as f:
+        assert len(f.read().strip().splitlines()) == 3   # a header and 2 iterations
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == zipped
+    again = subprocess.run(command + ["--out", str(tmp_path / "run2")], capture_output=True,
+                           text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0 and "writing sizes" not in again.stderr, again.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_train_py_names_the_missing_lmdb_sizes_and_writes_nothing(original_lmdb, tmp_path):
     out = tmp_path / "run"
