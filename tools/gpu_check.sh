@@ -168,9 +168,15 @@ compilers = [c for c in ["g++"] + [f"g++-{n}" for n in range(20, 8, -1)] if shut
 if not compilers:
     stop("no g++ on PATH: apt-get install g++")
 headers = sysconfig.get_paths()["include"]
+version = "%d.%d" % sys.version_info[:2]
 if not os.path.isfile(os.path.join(headers, "Python.h")):
-    version = "%d.%d" % sys.version_info[:2]
     stop(f"no Python.h in {headers}: apt-get install python{version}-dev (Jittor compiles against it)")
+configs = [os.path.join(sys.base_prefix, "bin", f"python{version}-config"),
+           os.path.join(os.path.dirname(sys.executable), f"python{version}-config"),
+           f"/usr/bin/python{version}-config", f"/usr/local/bin/python{version}-config"]
+looked = " ".join(configs)
+if not any(os.path.isfile(path) for path in configs):
+    stop(f"no python{version}-config (looked for {looked}): apt-get install python{version}-dev (Jittor reads its flags from it)")
 print(f"pre-flight: Jittor {jittor}, numpy {numpy.__version__}, nvcc {release.group(1)} at {nvcc}, "
       f"{compilers[0]} at {shutil.which(compilers[0])}, Python.h in {headers}")
 '
