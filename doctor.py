@@ -11,7 +11,6 @@ The decisions are jittor_env.py's own (its probes, loaded without importing Jitt
 this prints is what every script does.
 """
 import argparse
-import importlib.metadata
 import importlib.util
 import os
 import platform
@@ -155,14 +154,6 @@ def environment_state(prefix=sys.prefix, base_prefix=sys.base_prefix, venv=VENV)
     return "none (a system Python)", "make install (it makes .venv and installs into it)"
 
 
-def numpy_version():
-    """The installed numpy's version, read from its package metadata (no import)."""
-    try:
-        return importlib.metadata.version("numpy")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def nvcc_accepts(nvcc, compiler, timeout=120):
     """(accepted, message): whether ``nvcc -ccbin compiler`` compiles a CUDA kernel."""
     with tempfile.TemporaryDirectory(prefix="doctor_nvcc_") as folder:
@@ -241,7 +232,7 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
         report.warning(f"Jittor {jittor} is not {current}, built from this checkout's "
                        "patches/jittor-1.3.11 (CUDA 13, cuDNN 9, numpy 2)",
                        "make install (it builds and installs the patched Jittor)")
-    numpy = numpy if numpy is not None else numpy_version()
+    numpy = numpy if numpy is not None else probes.installed_version("numpy")
     report.add("numpy", numpy or "not installed")
     if numpy and int(numpy.split(".")[0]) >= 2 and jittor and not patched:
         report.problem(f"numpy {numpy} with Jittor as released, which reads numpy 1.x's "

@@ -91,13 +91,18 @@ def patched_jittor_version(folder=JITTOR_PATCHES):
     return f"{JITTOR_SDIST_VERSION}{PATCHED_LABEL}{digest.hexdigest()[:8]}"
 
 
-def installed_jittor_version():
-    """The installed Jittor distribution's version (without importing it), or None."""
+def installed_version(distribution):
+    """An installed distribution's version, read from its metadata (nothing imported), or
+    None."""
     from importlib import metadata
     try:
-        return metadata.version("jittor")
+        return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
+
+
+def installed_jittor_version():
+    return installed_version("jittor")
 
 
 def is_patched(version):
@@ -293,6 +298,11 @@ def find_mpicc(environ=os.environ, prefix=sys.prefix):
 
 # ---- probes of the CUDA toolchain: plain functions of paths and environments, for doctor.py
 
+def site_folders():
+    """This Python's package folders (where NVIDIA's pip wheels put ``nvidia/...``)."""
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+
+
 def find_nvcc(environ=os.environ, fallbacks=None, site_dirs=None):
     """The ``nvcc`` to give Jittor (PATH, then CUDA_HOME / CUDA_PATH, then the usual folders,
     then NVIDIA's ``nvidia-cuda-nvcc`` wheel in this environment: ``nvidia/cu13/bin/nvcc``),
@@ -303,7 +313,7 @@ def find_nvcc(environ=os.environ, fallbacks=None, site_dirs=None):
     homes = [os.path.join(environ[k], "bin", "nvcc") for k in ("CUDA_HOME", "CUDA_PATH")
              if environ.get(k)]
     if site_dirs is None:
-        site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+        site_dirs = site_folders()
     wheels = [path for d in site_dirs
               for path in sorted(glob.glob(os.path.join(glob.escape(d), "nvidia", "cu*", "bin",
                                                         "nvcc")))]
@@ -385,7 +395,7 @@ def wheel_dirs(site_dirs=None):
     """(include folders, library folders) of NVIDIA's pip wheels (``nvidia/*/`` under each
     site-packages folder, as PyTorch installs them: ``nvidia/cu13``, ``nvidia/cudnn``, ...)."""
     if site_dirs is None:
-        site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+        site_dirs = site_folders()
     includes, libs = [], []
     for site in site_dirs:
         for package in sorted(glob.glob(os.path.join(site, "nvidia", "*"))):

@@ -207,9 +207,9 @@ def main(args):
         raise UsageError(f"{config.path}: no such data folder, LMDB or zip (make one with "
                          f"build_emoji.py or resize.py)")
     # a dataset_tool.py zip holds one size: the smaller ones are written beside it once
-    make_zip_sizes(config.path, training_sizes(config), progress=jt.rank == 0,
-                   wait=jt.rank != 0)
-    check_resolutions(config.path, training_sizes(config))
+    sizes = training_sizes(config)
+    make_zip_sizes(config.path, sizes, progress=jt.rank == 0, wait=jt.rank != 0)
+    check_resolutions(config.path, sizes)
     if jt.rank == 0:
         print(f"train.py: seed {config.seed}; sizes {config.init_size}..{config.max_size}; "
               f"outputs in {os.path.abspath(config.out)}", file=sys.stderr)

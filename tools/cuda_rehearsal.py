@@ -110,8 +110,10 @@ def install_wheels(which, folder, python=sys.executable):
     with open(requirements) as f:
         wanted = f.read()
     stamp = os.path.join(folder, ".requirements")
-    if os.path.isfile(stamp) and open(stamp).read() == wanted:
-        return folder
+    if os.path.isfile(stamp):
+        with open(stamp) as f:
+            if f.read() == wanted:
+                return folder
     building = folder + ".partial"
     shutil.rmtree(building, ignore_errors=True)
     done = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
