@@ -18,8 +18,8 @@ import sys
 
 from PIL import Image, ImageDraw, ImageFont, features
 
-import cli
-from cli import UsageError
+from runtime import cli
+from runtime.cli import UsageError
 from files.atomic import atomic_write, make_folder
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"

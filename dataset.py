@@ -26,7 +26,6 @@ import threading
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 from jittor.dataset import Dataset
 

@@ -14,10 +14,11 @@ keeps the authors' A.
 """
 import argparse
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 
-import cli
-from cli import UsageError
+from runtime import cli
+from runtime.cli import UsageError
 from files.checkpoint import CheckpointError, load_generator
 from files.latents import save_directions
 from latents.sefa import seeded_mean_style, sefa_directions

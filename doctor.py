@@ -7,11 +7,10 @@ that fixes it. Exit 0 when the scripts will run, 1 when they will not.
     .venv/bin/python doctor.py                  # a few seconds; imports nothing from Jittor
     .venv/bin/python doctor.py --import_jittor  # also imports Jittor as the scripts do (minutes the first time)
 
-The decisions are jittor_env.py's own (its probes, loaded without importing Jittor), so what
-this prints is what every script does.
+The decisions are runtime/jittor_setup.py's own (its probes, which import no Jittor), so what this
+prints is what every script does.
 """
 import argparse
-import importlib.util
 import os
 import platform
 import shutil
@@ -19,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-import cli
+from runtime import cli, jittor_setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12))
@@ -35,15 +34,6 @@ LABEL_WIDTH = 12
 
 class NotReady(Exception):
     """The scripts will not run here; the problems are printed above."""
-
-
-def load_probes(path=os.path.join(ROOT, "jittor_env.py")):
-    """jittor_env.py's functions, loaded under the name that makes it skip importing Jittor."""
-    name = "jittor_env_probe"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Report:
@@ -101,7 +91,7 @@ ONEDNN_SOURCES = {"wheel": "Intel's onednn-cpu-gomp wheel in this environment",
 
 
 def onednn_state(probes, environ, prefix=sys.prefix, machine=None):
-    """(found, text): the oneDNN Jittor gets, as jittor_env.py chooses and links it."""
+    """(found, text): the oneDNN Jittor gets, as runtime/jittor_setup.py chooses and links it."""
     machine = machine or platform.machine()
     if environ.get("use_mkl") == "0":
         return False, "off (use_mkl=0 set by you)"
@@ -203,7 +193,7 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     ``probes.cuda_driver_info()``'s, probed when "probe"), the NVIDIA wheels under
     ``site_dirs`` and the toolchains on ``environ``'s PATH; ``venv_state`` stands in for this
     process's prefixes (``environment_state``'s arguments). Returns a Report."""
-    probes = probes or load_probes()
+    probes = probes or jittor_setup
     report = Report()
     python_version = python_version or tuple(sys.version_info[:3])
     report.add("Python", f"{version_text(python_version)} ({sys.executable})")
@@ -313,7 +303,7 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
     leftover = leftover_download(home)
     if leftover:
         report.warning(f"{leftover} holds no toolkit (a download of Jittor's that failed); "
-                       "jittor_env.py never lets Jittor download it again",
+                       "runtime/jittor_setup.py never lets Jittor download it again",
                        f"rm -r {leftover}")
     set_by_user = [f"{k}={environ[k]}" for k in USER_VARIABLES if k in environ]
     if set_by_user:
@@ -345,7 +335,7 @@ def diagnose(environ=os.environ, probes=None, driver="probe", site_dirs=None,
 
 def import_check(environ, timeout):
     """(ok, last line): import Jittor in a fresh process the way every script does."""
-    code = ("import jittor_env, jittor as jt; "
+    code = ("from runtime.jittor_setup import setup; jt = setup(); "
             "print('use_cuda', jt.flags.use_cuda, 'cudnn', jt.compile_extern.cudnn is not None)")
     try:
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(environ),
@@ -386,7 +376,7 @@ def main(args, environ=os.environ):
                            "log_silent=0 for Jittor's own log")
         elif report.cuda and "use_cuda 1" not in line:
             report.problem("Jittor imported but did not turn CUDA on", "log_silent=0 python3 -c "
-                           "'import jittor_env' shows Jittor's own log")
+                           "'from runtime.jittor_setup import setup; setup()' shows Jittor's own log")
     if args.require_cuda and not report.cuda:
         report.problem("--require_cuda: the scripts will not run on CUDA", "the lines above")
     print(report.render(), flush=True)

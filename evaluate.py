@@ -40,11 +40,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt
 
-import cli
-from cli import UsageError
+from runtime import cli
+from runtime.cli import UsageError
 from metrics import fid, inception, swd
 from files.atomic import WriteError, atomic_write
 from files.checkpoint import CheckpointError, load_generator, size_beyond_training

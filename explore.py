@@ -12,10 +12,11 @@ import argparse
 import signal
 import sys
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 
-import cli
-from cli import UsageError
+from runtime import cli
+from runtime.cli import UsageError
 from explorer.catalogue import Catalogue
 from explorer.renderer import Renderer
 from explorer.server import is_loopback, make_server

@@ -11,9 +11,10 @@ as they are; a narrow one is written all the same, with a note.
 import argparse
 import sys
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 
-import cli
+from runtime import cli
 from files.checkpoint import (CheckpointError, load_generator, torch_generator_state_dict,
                               write_torch_file)
 from model import Blur

@@ -20,7 +20,6 @@ for tests and CPU runs; the default is the reference network.
 import random
 from math import sqrt
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from jittor import nn
 

@@ -26,10 +26,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 
-import cli
-from cli import UsageError
+from runtime import cli
+from runtime.cli import UsageError
 from files.atomic import make_folder
 from files.checkpoint import CheckpointError, load_generator, size_beyond_training
 from files.grid import save_gif, save_image_grid

@@ -27,8 +27,8 @@ import sys
 from PIL import Image
 from tqdm import tqdm
 
-import cli
-from cli import UsageError
+from runtime import cli
+from runtime.cli import UsageError
 from files.atomic import make_folder
 from files.datasets import LMDB_DATA_FILE, DatasetError, open_source
 from files.images import (IMAGE_EXTENSIONS, RESAMPLE, is_power_of_two, list_images,

@@ -30,22 +30,23 @@ from dataclasses import fields, replace
 
 # mpirun forwards SIGUSR1 (a clean stop, see StopRequest) to each process's whole process group.
 # Until StopRequest handles it, a rank ignores it rather than dying of it; Jittor's compiler
-# workers are restarted with it ignored by jittor_env.compiler_pool_ignores (in main).
+# workers are restarted with it ignored by jittor_setup.compiler_pool_ignores (in main).
 if __name__ == "__main__" and "OMPI_COMM_WORLD_SIZE" in os.environ and hasattr(signal, "SIGUSR1"):
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
-import jittor_env  # noqa: E402  (prepares Jittor's environment before it is imported)
+from runtime import jittor_setup  # noqa: E402
+jittor_setup.setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt  # noqa: E402
 
-import cli  # noqa: E402
-from cli import UsageError  # noqa: E402
+from runtime import cli  # noqa: E402
+from runtime.cli import UsageError  # noqa: E402
 from dataset import DatasetError, check_resolutions  # noqa: E402
 from files.resizing import make_zip_sizes  # noqa: E402
 from files.checkpoint import (CheckpointError, describe_object, from_rgb_activated,  # noqa: E402
                               generator_config, generator_state_dict, is_generator_state_dict,
                               is_training_checkpoint, load_checkpoint, strip_data_parallel)
 from training.config import (DEFAULTS, REFERENCE_BATCH, DEFAULT_BATCH, TrainConfig,  # noqa: E402
-                             training_sizes, validate, with_seed)
+                             ConfigError, training_sizes, validate, with_seed)
 from training.loop import train  # noqa: E402
 from training.losses import LOSSES  # noqa: E402
 from training.run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, NEWEST_FILE,  # noqa: E402
@@ -176,14 +177,20 @@ def check_out_is_free(config, checkpoint):
                      f"with --resume (the same command each time), or give a fresh --out")
 
 
+def checked(config):
+    """``validate(config)``, a bad value being a usage error (exit 2)."""
+    with cli.input_errors(ConfigError):
+        return validate(config)
+
+
 def main(args):
     """Validate, load --ckpt (or with --resume the --out folder's newest checkpoint), check the
     data, train. Errors raise before any training. Returns the Trainer, or None when --resume
     finds the run complete."""
-    config = validate(config_from_args(args))
+    config = checked(config_from_args(args))
     # Ctrl-C and SIGUSR1 reach the training loop, not Jittor's compiler processes (which would
     # end the run uncleanly)
-    jittor_env.compiler_pool_ignores(POOL_IGNORES)
+    jittor_setup.compiler_pool_ignores(POOL_IGNORES)
     checkpoint, resuming = None, config.resume
     if resuming:
         config, checkpoint, finished = resume_from_out(config)
@@ -193,13 +200,13 @@ def main(args):
         checkpoint = checkpoint if checkpoint is not None else load_checkpoint(config.ckpt)
         kind = classify_checkpoint(checkpoint, config.ckpt)
         if kind == "training":
-            config = validate(resumed_config(config, checkpoint))
+            config = checked(resumed_config(config, checkpoint))
             done = int(checkpoint["iteration"])
             if done >= config.iter:
                 raise UsageError(f"--iter {config.iter}: the checkpoint has already done {done} "
                                  f"iterations; give a larger --iter to train on")
         else:
-            config = validate(snapshot_config(config, checkpoint))
+            config = checked(snapshot_config(config, checkpoint))
     if not resuming:
         check_out_is_free(config, checkpoint)
     config = with_seed(config)

@@ -24,7 +24,6 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 from PIL import Image
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
 from explorer.state import Limits, RequestError, State

@@ -56,7 +56,6 @@ import zipfile
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
 from files.atomic import atomic_write

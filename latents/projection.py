@@ -24,7 +24,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
 from latents.synthesis import synthesize

@@ -24,7 +24,6 @@ change) is removed as well, so the directions do not depend on the size drawn.
 """
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
 from model import MAX_STEP, average_style

@@ -7,7 +7,6 @@ at layer i, so with the same style at every layer it equals ``Generator.execute`
 """
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
 from model import MAX_STEP, check_step, size_for_step, upsample_nearest

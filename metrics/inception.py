@@ -27,7 +27,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from jittor import nn
 

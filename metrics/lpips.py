@@ -29,7 +29,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 
 from files.checkpoint import CheckpointError, check_weight_shapes, load_state_dict

@@ -8,7 +8,6 @@ depthwise ``nn.conv2d`` with the kernel ``blur_kernel``.
 """
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from jittor import nn
 

@@ -11,7 +11,6 @@ path within float32 rounding (test_model.py); docs/benchmark.md measures the gai
 
 model.py imports this module, so the model's classes are imported inside the functions here.
 """
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from jittor import nn
 

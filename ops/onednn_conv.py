@@ -26,7 +26,6 @@ for other dtypes, or when ``STYLEGAN_ONEDNN_CONV=0``.
 import os
 import sys
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
 import jittor as jt
 from jittor import nn
 
@@ -51,7 +50,7 @@ _unavailable = None  # why it cannot be used, once known
 
 def onednn_folders():
     """(include, lib) of the oneDNN Jittor links: its ``mkl_include_path`` / ``mkl_lib_path``
-    when set, else the ``dnnl*`` folder in Jittor's cache (jittor_env.py links Debian's there)."""
+    when set, else the ``dnnl*`` folder in Jittor's cache (runtime/jittor_setup.py links Debian's there)."""
     include, lib = os.environ.get("mkl_include_path"), os.environ.get("mkl_lib_path")
     if include and lib:
         return include, lib

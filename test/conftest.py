@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-import jittor_env  # noqa: F401  (sets Jittor's environment before jittor is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 
 
 def _child_changed(signum, frame):

@@ -16,7 +16,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import jittor_env  # noqa: E402,F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -8,7 +8,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import jittor_env  # noqa: E402,F401  (prepares Jittor's environment)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt  # noqa: E402
 import numpy as np  # noqa: E402
 

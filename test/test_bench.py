@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 
-import jittor_env  # noqa: F401
 import jittor as jt
 
 from ops import architecture

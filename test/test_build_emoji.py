@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 
 import build_emoji
 from build_emoji import DEFAULT_FONT, build, emoji_sequences
-from cli import UsageError
+from runtime.cli import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRINNING = (0x1F600,)

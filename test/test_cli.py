@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cli
+from runtime import cli
 from files.atomic import WriteError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,10 +13,11 @@ import zipfile
 
 import pytest
 
+from runtime import jittor_setup
 from tools import cuda_rehearsal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROBES = cuda_rehearsal.load_jittor_env()
+PROBES = jittor_setup
 
 
 def run(*args, timeout=1800, **kwargs):
@@ -55,7 +56,7 @@ def test_bad_command_lines_exit_2():
 
 
 @pytest.mark.slow
-def test_the_built_wheel_carries_the_patches_and_the_label_jittor_env_expects(tmp_path):
+def test_the_built_wheel_carries_the_patches_and_the_label_jittor_setup_expects(tmp_path):
     done = run("bash", "tools/patched_jittor.sh", str(tmp_path),
                env=dict(os.environ, PYTHON=sys.executable))
     assert done.returncode == 0, done.stderr

@@ -174,7 +174,7 @@ def test_real_mpirun_ranks_share_every_image_without_overlap(coded_root, tmp_pat
     # Each rank writes its own file: mpirun forwards the ranks' stdout through one pipe and
     # once joined two ranks' lines into one (seen in CI), so stdout is not parsed.
     script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import jittor_env, jittor as jt\n"
+        "import sys; sys.path.insert(0, sys.argv[1]); from runtime.jittor_setup import setup; jt = setup()\n"
         "from dataset import MultiResolutionDataset\n"
         "ds = MultiResolutionDataset(sys.argv[2], resolution=8, flip=False, batch_size=2,"
         " shuffle=True)\n"
@@ -203,7 +203,7 @@ def test_loader_workers_outlive_a_sigterm_from_others_and_end_by_their_parents(c
     one that died of it could leave the training process waiting for its batch forever. The
     workers ignore a SIGTERM from anyone but their parent, and end by the parent's."""
     script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import jittor_env\n"
+        "import sys; sys.path.insert(0, sys.argv[1]); from runtime.jittor_setup import setup; setup()\n"
         "from dataset import MultiResolutionDataset\n"
         "ds = MultiResolutionDataset(sys.argv[2], resolution=8, flip=False, batch_size=2,"
         " num_workers=2, endless=True)\n"

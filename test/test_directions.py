@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cli import UsageError
+from runtime.cli import UsageError
 from directions import build_parser, main
 from files.checkpoint import atomic_save
 from files.latents import load_directions

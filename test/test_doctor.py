@@ -1,4 +1,4 @@
-"""Tests of doctor.py and of the CUDA decisions in jittor_env.py it shows, on fake toolchains:
+"""Tests of doctor.py and of the CUDA decisions in runtime/jittor_setup.py it shows, on fake toolchains:
 shell scripts that print an nvcc's or a g++'s version, folders laid out as a CUDA toolkit or as
 NVIDIA's pip wheels, a stand-in libcuda.so.1 compiled from C, and a private mount namespace
 that hides this machine's own toolkit. No GPU is needed."""
@@ -12,9 +12,10 @@ import textwrap
 import pytest
 
 import doctor
+from runtime import jittor_setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROBES = doctor.load_probes()
+PROBES = jittor_setup
 
 STAND_IN_LIBCUDA = r"""
 #include <stdio.h>
@@ -60,7 +61,7 @@ int cuDeviceTotalMem_v2(size_t *bytes, int d) { *bytes = (size_t)80 << 30; retur
 
 def stand_in_libcuda(folder, devices=1, driver_version=12040, init_status=0,
                      honours_visible_devices=False):
-    """A libcuda.so.1 of the driver functions jittor_env.py and doctor.py call. With
+    """A libcuda.so.1 of the driver functions runtime/jittor_setup.py and doctor.py call. With
     ``honours_visible_devices`` it sees the devices CUDA_VISIBLE_DEVICES lists when cuInit
     is first called, each named "Stand-in GPU <index>"."""
     if not shutil.which("gcc"):
@@ -569,7 +570,7 @@ mount -t overlay overlay -o "lowerdir=$CACHE,upperdir=$UPPER,workdir=$WORK" "$CA
 mkdir "$CACHE/jtcuda"
 cd "$ROOT"
 "$PYTHON" doctor.py > "$OUT/doctor.txt" 2>&1 || echo "doctor exit $?" >> "$OUT/doctor.txt"
-"$PYTHON" -c "import jittor_env, jittor as jt; print('use_cuda', jt.flags.use_cuda)" \
+"$PYTHON" -c "from runtime.jittor_setup import setup; jt = setup(); print('use_cuda', jt.flags.use_cuda)" \
     > "$OUT/import.txt" 2>&1 || echo "import exit $?" >> "$OUT/import.txt"
 ls -A "$CACHE/jtcuda" > "$OUT/jtcuda.txt"
 """
@@ -612,7 +613,7 @@ def test_driver_only_machine_runs_on_the_cpu_without_downloading(tmp_path):
     assert "doctor exit" not in report
     imported = (tmp_path / "import.txt").read_text().strip().splitlines()
     assert imported[-1] == "use_cuda 0"
-    assert len(imported) == 2 and imported[0].startswith("jittor_env: running on the CPU: a CUDA "
+    assert len(imported) == 2 and imported[0].startswith("jittor_setup: running on the CPU: a CUDA "
                                                          "driver but no nvcc")
     assert "doctor.py" in imported[0] and "nvcc_path=" in imported[0]
     assert (tmp_path / "jtcuda.txt").read_text() == ""   # nothing downloaded

@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 
-import jittor_env  # noqa: F401
 from ops import onednn_conv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

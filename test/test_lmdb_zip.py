@@ -482,7 +482,7 @@ def test_train_py_names_the_missing_lmdb_sizes_and_writes_nothing(original_lmdb,
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI's mpirun is not installed")
 def test_mpi_ranks_each_open_the_lmdb_and_share_its_images(original_lmdb, tmp_path):
     script = (
-        "import sys, hashlib; sys.path.insert(0, sys.argv[1]); import jittor_env, jittor as jt\n"
+        "import sys, hashlib; sys.path.insert(0, sys.argv[1]); from runtime.jittor_setup import setup; jt = setup()\n"
         "from dataset import MultiResolutionDataset\n"
         "ds = MultiResolutionDataset(sys.argv[2], resolution=8, flip=False, batch_size=2,"
         " shuffle=True)\n"

@@ -24,7 +24,7 @@ from files.checkpoint import load_checkpoint
 from dataset import UnreadableImage
 from helpers import children, flat_image_root
 import train
-from cli import UsageError
+from runtime.cli import UsageError
 from train import build_parser, main
 from training.data_stream import ImageStream
 from training.loop import RollingCheckpoint
@@ -435,7 +435,7 @@ def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root,
 def test_ctrl_z_and_a_stopped_worker_do_not_end_the_run(data_root, tmp_path):
     """Ctrl-Z (SIGTSTP to the whole process group) then ``fg`` (SIGCONT), and a job scheduler's
     SIGSTOP / SIGCONT of one loader worker: Jittor's SIGCHLD handler took a stopped child for
-    a dead one and ended the run at once, nothing saved (jittor_env.ignore_stopped_children)."""
+    a dead one and ended the run at once, nothing saved (jittor_setup.ignore_stopped_children)."""
     command = [sys.executable, os.path.join(ROOT, "train.py"),
                *args(data_root, tmp_path, "--iter", str(ITERATIONS), "--workers", "2")]
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

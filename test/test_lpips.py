@@ -15,7 +15,7 @@ from PIL import Image
 
 import jittor as jt
 
-from cli import UsageError
+from runtime.cli import UsageError
 from files.checkpoint import atomic_save, write_torch_file
 from latents.projection import LPIPS_MAX_SIZE, Schedule, area_downsample, project
 from metrics import lpips

@@ -27,11 +27,10 @@ from PIL import Image
 import jittor as jt
 import model
 import train
-from cli import UsageError
 from files.checkpoint import load_checkpoint
 from helpers import children
 from train import build_parser
-from training.config import TrainConfig, validate
+from training.config import ConfigError, TrainConfig, validate
 from training.data_stream import ImageStream, rank_share
 from training.run_folder import LOG_FILE, TRAIN_STATE_FILE
 from training.trainer import Trainer
@@ -100,10 +99,10 @@ def read_log(out):
 
 def test_a_batch_that_the_processes_cannot_share_equally_is_refused(monkeypatch):
     monkeypatch.setattr(jt, "world_size", 3)
-    with pytest.raises(UsageError, match="global batch at 8 px \\(8, from --batch\\) is not a "
+    with pytest.raises(ConfigError, match="global batch at 8 px \\(8, from --batch\\) is not a "
                                          "multiple of the 3 MPI processes.*--batch a multiple"):
         validate(TrainConfig(path="data", init_size=8, max_size=8, batch=8))
-    with pytest.raises(UsageError, match="at 8 px \\(256, from the batch table"):
+    with pytest.raises(ConfigError, match="at 8 px \\(256, from the batch table"):
         validate(TrainConfig(path="data", init_size=8, max_size=128))
     validate(TrainConfig(path="data", init_size=8, max_size=128, batch=24))
 

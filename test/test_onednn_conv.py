@@ -3,7 +3,6 @@ the forward pass, both gradients and the double backward of an R1-like penalty."
 import numpy as np
 import pytest
 
-import jittor_env  # noqa: F401
 import jittor as jt
 from jittor import nn
 

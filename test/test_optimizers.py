@@ -4,7 +4,6 @@ for older files, refused when they do not fit, and taken from a PyTorch Adam sta
 import numpy as np
 import pytest
 
-import jittor_env  # noqa: F401
 import jittor as jt
 
 from files.checkpoint import CheckpointError

@@ -9,7 +9,7 @@ from PIL import Image
 
 import jittor as jt
 
-from cli import UsageError
+from runtime.cli import UsageError
 from files.checkpoint import atomic_save
 from files.latents import load_latents
 from latents.projection import (Schedule, noise_penalty, normalized_noise, project, psnr,

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import resize
-from cli import UsageError
+from runtime.cli import UsageError
 from files import images
 from resize import resize_folder
 

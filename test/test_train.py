@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import training.trainer
-from cli import UsageError
+from runtime.cli import UsageError
 from dataset import DatasetError
 from files.checkpoint import (TRAINING_CHECKPOINT_KEYS, CheckpointError, atomic_save,
                               is_training_checkpoint, load_checkpoint, load_generator)

@@ -54,12 +54,13 @@ import time
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt
 
-import cli
+from runtime import cli
 import model
-from cli import UsageError
+from runtime.cli import UsageError
 from files.atomic import atomic_write, make_folder
 from ops import onednn_conv
 from training import losses

@@ -19,10 +19,11 @@ import tempfile
 import time
 import zipfile
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt
 
-import cli
+from runtime import cli
 from dataset import DatasetError, MultiResolutionDataset, check_resolutions
 from files.datasets import largest_image_folder, resolution_folder
 from files.images import encode_image, list_images, prepare_image

@@ -38,7 +38,8 @@ def seeded_state():
 
 def run_jittor(size, count, batch):
     import tempfile
-    import jittor_env  # noqa: F401
+    from runtime.jittor_setup import setup
+    setup()   # Jittor's environment, before anything imports Jittor
     from files.checkpoint import write_torch_file
     from metrics import inception
     with tempfile.TemporaryDirectory() as folder:

@@ -35,7 +35,7 @@ failed() {
   echo "cold_compile_time.sh: $1 failed (its last lines above)" >&2
   exit 1
 }
-"$PYTHON" -c "import jittor_env" > /dev/null   # builds the core once, not timed
+"$PYTHON" -c "from runtime.jittor_setup import setup; setup()" > /dev/null   # builds the core once, not timed
 operator_folders=("$JITTOR_HOME"/.cache/jittor/jt*/*/*/*/*/*/*/jit)
 for threads in "$@"; do
   for jit in "${operator_folders[@]}"; do rm -rf "${jit:?}"/*; done

@@ -23,7 +23,6 @@ Jittor as released, to see the build fail). Its cache goes to a folder of its ow
 """
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import re
@@ -75,15 +74,6 @@ DIAGNOSES = (
     (r"cudaErrorInsufficientDriver",
      "Jittor built for CUDA aborts at import where no driver loads", "0006"),
 )
-
-
-def load_jittor_env():
-    """jittor_env.py's functions without its import-time set-up (doctor.py's way)."""
-    spec = importlib.util.spec_from_file_location("jittor_env_probe",
-                                                  os.path.join(ROOT, "jittor_env.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def patch_named(number):
@@ -167,15 +157,15 @@ exec "{device_nvcc}" -I"{device_include}" "$@"
 
 
 def child(nvcc, wheels, out):
-    """Runs in the child process: prepare as jittor_env does for a GPU machine, import Jittor
+    """Runs in the child process: prepare as runtime.jittor_setup does for a GPU machine, import Jittor
     (it compiles), then the kernel check. Writes what it found to ``out`` as JSON."""
-    env = load_jittor_env()
+    from runtime import jittor_setup as env
     # the plan as for a GPU machine; the version of the Jittor imported is whatever it is, so
     # that one as released fails in its compiler, where the log says why, not in the plan
     plan = env.plan_cuda(os.environ, site_dirs=[wheels], driver=STAND_IN_DRIVER,
                          jittor_version=env.patched_jittor_version())
     if plan.mode != "cuda":
-        raise SystemExit(f"cuda_rehearsal: jittor_env would not build for CUDA here: "
+        raise SystemExit(f"cuda_rehearsal: jittor_setup would not build for CUDA here: "
                          f"{plan.reason} ({plan.fix})")
     env.apply_cuda_plan(plan, os.environ)
     env.prepare_onednn(os.environ)

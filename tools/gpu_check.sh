@@ -20,7 +20,7 @@ PYTHON=${PYTHON:-python3}
 WHEELHOUSE=${WHEELHOUSE:-wheelhouse}
 BUDGET=${GPU_CHECK_SECONDS:-510}
 # Jittor compiles operators on as many threads as the machine has cores (16 on the lent H100)
-# instead of jittor_env's 1; a step that crashes with it runs once more with 1 (jstep)
+# instead of jittor_setup's 1; a step that crashes with it runs once more with 1 (jstep)
 export use_parallel_op_compiler=${use_parallel_op_compiler:-16}
 export STYLEGAN_GPU_CHECK=1          # conftest.py skips the CPU-only tests (cpu_only marker)
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -94,7 +94,7 @@ step() {
 
 # jstep: step for a command that runs Jittor; when Jittor crashed with several compiler threads
 # (it prints "Caught segfault"), the command runs once more with use_parallel_op_compiler=1
-# (jittor_env.py says why that is its default), the operators compiled so far being cached
+# (runtime/jittor_setup.py says why that is its default), the operators compiled so far being cached
 jstep() {
   local name=$1 limit=$2 log=$3 before rc
   before=$(stat -c %s "$log" 2> /dev/null || echo 0)
@@ -207,7 +207,7 @@ fi
 IMPORT='
 import time
 start = time.time()
-import jittor_env, jittor as jt
+from runtime.jittor_setup import setup; jt = setup()
 assert jt.flags.use_cuda, "Jittor did not turn CUDA on (log_silent=0 shows why)"
 x = jt.randn(256, 256)
 (x @ x).sync()

@@ -210,7 +210,8 @@ def speed_torch(folder):
 
 def parity_jittor(folder):
     os.environ["NVIDIA_TF32_OVERRIDE"] = "0"   # read when cuBLAS and cuDNN load, in the import
-    import jittor_env  # noqa: F401  (prepares Jittor before it is imported)
+    from runtime.jittor_setup import setup
+    setup()   # Jittor's environment, before anything imports Jittor
     import jittor as jt
     from model import Discriminator, StyledGenerator
     if not jt.flags.use_cuda:
@@ -278,7 +279,8 @@ def compare(ours, reference, exact, sparse_allowed):
 
 def speed_jittor(folder):
     import tempfile
-    import jittor_env  # noqa: F401  (prepares Jittor before it is imported)
+    from runtime.jittor_setup import setup
+    setup()   # Jittor's environment, before anything imports Jittor
     import jittor as jt
     from model import StyledGenerator
     from tools import bench

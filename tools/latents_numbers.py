@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-import jittor_env  # noqa: F401  (prepares Jittor's environment before it is imported)
+from runtime.jittor_setup import setup
+setup()   # Jittor's environment, before anything imports Jittor
 import jittor as jt
 
 from files.checkpoint import load_generator

@@ -2,7 +2,7 @@
 # Builds Jittor from its sdist on the package registry with this project's patches
 # (patches/jittor-<version>/*.patch, in name order: each says why) into a wheel in OUT_DIR.
 # The wheel's version carries a local label made from the patches' content,
-# 1.3.11.0+stylegan.<8 hex digits>, which jittor_env.patched_jittor_version() computes the same
+# 1.3.11.0+stylegan.<8 hex digits>, which runtime/jittor_setup.patched_jittor_version() computes the same
 # way: doctor.py compares it with the installed Jittor. Pure Python: the wheel installs on any
 # Python 3.10-3.12 (Jittor compiles its C++ sources when it is first imported).
 #

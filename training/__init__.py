@@ -3,4 +3,3 @@ losses, the optimisers and moving average, the data stream, the run folder and c
 
 Jittor's environment is prepared here, once, before any of these modules imports Jittor.
 """
-import jittor_env  # noqa: F401

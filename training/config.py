@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import jittor as jt
 
-from cli import UsageError
 from ops.architecture import size_for_step, step_for_size
 from training.losses import LOSSES
 from training.optimizers import EMA_DECAY
@@ -77,24 +76,28 @@ class TrainConfig:
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
+class ConfigError(ValueError):
+    """A bad option value; its text names the flag (train.py exits 2 with it)."""
+
+
 def _positive(name, value, minimum=1):
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise UsageError(f"--{name} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"--{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _size(name, value):
     try:
         return step_for_size(value)
     except ValueError:
-        raise UsageError(f"--{name} must be a power of two from 4 to 1024, got {value}") from None
+        raise ConfigError(f"--{name} must be a power of two from 4 to 1024, got {value}") from None
 
 
 def validate(config):
-    """Raise UsageError naming the option for any bad value; return ``config`` unchanged."""
+    """Raise ConfigError naming the option for any bad value; return ``config`` unchanged."""
     init_step = _size("init_size", config.init_size)
     max_step = _size("max_size", config.max_size)
     if init_step > max_step:
-        raise UsageError(f"--init_size {config.init_size} is larger than --max_size "
+        raise ConfigError(f"--init_size {config.init_size} is larger than --max_size "
                          f"{config.max_size}")
     for name in ("phase", "iter", "code_dim", "n_mlp", "width", "sample_every", "save_every"):
         _positive(name, getattr(config, name))
@@ -102,25 +105,25 @@ def validate(config):
     if config.batch is not None:
         _positive("batch", config.batch)
     if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
-        raise UsageError(f"--lr must be a positive number, got {config.lr!r}")
+        raise ConfigError(f"--lr must be a positive number, got {config.lr!r}")
     if not (isinstance(config.save_minutes, (int, float)) and math.isfinite(config.save_minutes)
             and config.save_minutes >= 0):
-        raise UsageError(f"--save_minutes must be a number >= 0 (0: only every --save_every "
+        raise ConfigError(f"--save_minutes must be a number >= 0 (0: only every --save_every "
                          f"iterations), got {config.save_minutes!r}")
     if config.resume and config.ckpt is not None:
-        raise UsageError("--resume and --ckpt exclude each other: --resume continues the run in "
+        raise ConfigError("--resume and --ckpt exclude each other: --resume continues the run in "
                          "--out from its newest checkpoint; --ckpt starts from a given file")
     if not (isinstance(config.ema_decay, (int, float)) and 0 <= config.ema_decay < 1):
-        raise UsageError(f"--ema_decay must be a number in [0, 1), got {config.ema_decay!r}")
+        raise ConfigError(f"--ema_decay must be a number in [0, 1), got {config.ema_decay!r}")
     if config.loss not in LOSSES:
-        raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+        raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
     if config.seed is not None and not 0 <= config.seed < SEED_LIMIT:
-        raise UsageError(f"--seed must be an integer from 0 to 2**32 - 1, got {config.seed}")
+        raise ConfigError(f"--seed must be an integer from 0 to 2**32 - 1, got {config.seed}")
     for size in training_sizes(config):
         batch = config.batch_for(size)
         if batch % jt.world_size:
             source = "--batch" if config.batch is not None else "the batch table (see --help)"
-            raise UsageError(f"the global batch at {size} px ({batch}, from {source}) is not a "
+            raise ConfigError(f"the global batch at {size} px ({batch}, from {source}) is not a "
                              f"multiple of the {jt.world_size} MPI processes, which take equal "
                              f"shares of it: give --batch a multiple of {jt.world_size}")
     return config

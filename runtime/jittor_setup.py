@@ -1,4 +1,6 @@
-"""Prepare the process for Jittor, then import it. Every script imports this module first.
+"""Prepare the process for Jittor, then import it: ``setup()``, which every script calls before
+anything imports Jittor. Importing this module changes nothing; its probes (used by doctor.py and
+tools/cuda_rehearsal.py) import no Jittor.
 
 Jittor 1.3.11 needs these fixed before ``import jittor`` on the machines this project targets;
 variables the user has set always win (``python doctor.py`` shows what was found and chosen):
@@ -39,8 +41,7 @@ variables the user has set always win (``python doctor.py`` shows what was found
   ``VarRelayManager::get_relay_src``. One thread costs time only when operators are compiled
   for the first time (docs/known_limits.md measures both).
 
-After import, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU. ``doctor.py``
-loads this file under the name ``jittor_env_probe`` to use its probes without importing Jittor.
+After ``setup()``, ``jt.flags.use_cuda`` is on whenever Jittor found a usable GPU.
 """
 import ctypes
 import glob
@@ -57,7 +58,6 @@ ONEDNN_DIR_NAME = {"x86_64": "dnnl_lnx_2.2.0_cpu_gomp", "aarch64": "dnnl_lnx_2.2
 DEBIAN_ONEDNN_INCLUDE = "/usr/include/oneapi/dnnl"
 ONEDNN_INSTALL_HINT = "make install (pip: onednn-cpu-gomp), or apt-get install -y libdnnl-dev"
 ONEDNN_SWITCH = "STYLEGAN_ONEDNN"
-PROBE_MODULE_NAME = "jittor_env_probe"
 DOCTOR = "python doctor.py"
 CUDNN_SWITCH = "STYLEGAN_CUDNN"
 # where Jittor itself looks for nvcc when PATH has none
@@ -74,8 +74,8 @@ CUDNN8_PARTS = ("libcudnn_ops_infer.so", "libcudnn_ops_train.so", "libcudnn_cnn_
 CUDA_DOWNLOAD_DEFAULTS = {"use_cutt": "0", "use_cutlass": "0"}
 # this project's fixes to Jittor (patches/jittor-1.3.11, built into a wheel by make install)
 JITTOR_SDIST_VERSION = "1.3.11.0"
-JITTOR_PATCHES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "patches",
-                              "jittor-1.3.11")
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JITTOR_PATCHES = os.path.join(PROJECT_ROOT, "patches", "jittor-1.3.11")
 PATCHED_LABEL = "+stylegan."
 # the first CUDA that Jittor 1.3.11 as released does not compile for (cudaDeviceProp fields)
 FIRST_CUDA_NEEDING_PATCHES = (13, 0)
@@ -683,7 +683,7 @@ def build_toolkit_view(view, root):
 def say(message, environ=os.environ):
     """One line on stderr, from MPI rank 0 only."""
     if environ.get("OMPI_COMM_WORLD_RANK", environ.get("PMI_RANK", "0")) == "0":
-        print(f"jittor_env: {message}", file=sys.stderr, flush=True)
+        print(f"jittor_setup: {message}", file=sys.stderr, flush=True)
 
 
 def apply_cuda_plan(plan, environ=os.environ, view_root=None):
@@ -854,10 +854,24 @@ def compiler_pool_ignores(signals):
             signal.signal(number, handler)
 
 
-if __name__ != PROBE_MODULE_NAME:
+_jittor = None   # the module, once setup() has imported it
+
+
+def setup():
+    """Prepare this process for Jittor, import it and return it; every script calls this before
+    anything imports Jittor (later calls return the same module). Raises RuntimeError when Jittor
+    was imported first: its environment is read at import, so the choices above would be lost."""
+    global _jittor
+    if _jittor is not None:
+        return _jittor
+    if "jittor" in sys.modules:
+        raise RuntimeError("Jittor was imported before runtime.jittor_setup.setup(): call setup() "
+                           "first, before importing model or any module that imports Jittor")
     prepare_environment()
     if os.environ.get("nvcc_path"):
         forbid_downloads()
-    import jittor as jt  # noqa: E402  (must come after the environment is prepared)
+    import jittor as jt
     jt.flags.use_cuda = 1 if jt.has_cuda else 0
     ignore_stopped_children()
+    _jittor = jt
+    return jt

@@ -1,4 +1,4 @@
-"""Tests of jittor_env.py: the environment prepared for Jittor before it is imported."""
+"""Tests of runtime/jittor_setup.py: the environment prepared for Jittor before it is imported."""
 import json
 import os
 import subprocess
@@ -7,41 +7,42 @@ import sys
 import pytest
 
 import jittor as jt
-import jittor_env
+
+from runtime import jittor_setup
 
 
 def test_user_set_variables_win(monkeypatch):
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", lambda: False)
     chosen = {"nvcc_path": "/opt/cuda/bin/nvcc", "log_silent": "0", "use_mkl": "1",
               "use_parallel_op_compiler": "16", "python_config_path": "/opt/py/bin/python3-config",
               "mpicc_path": ""}
     environ = dict(chosen)
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert environ == chosen
 
 
 def test_no_cuda_driver_empties_nvcc_path_and_logs_are_quiet(monkeypatch):
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
-    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
-    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
-    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_setup, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_setup, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_setup, "python_config", lambda environ: None)
     environ = {}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert environ == {"nvcc_path": "", "log_silent": "1", "use_parallel_op_compiler": "1"}
 
 
 def test_cuda_driver_present_applies_the_cuda_plan(monkeypatch):
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: True)
-    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
-    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
-    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
-    plan = jittor_env.CudaPlan()
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", lambda: True)
+    monkeypatch.setattr(jittor_setup, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_setup, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_setup, "python_config", lambda environ: None)
+    plan = jittor_setup.CudaPlan()
     plan.mode, plan.nvcc, plan.compiler = "cuda", "/opt/cuda/bin/nvcc", "/usr/bin/g++-12"
     plan.env = {"conv_opt": "1", "use_cutt": "0"}
     plan.use_cudnn = True
-    monkeypatch.setattr(jittor_env, "plan_cuda", lambda environ: plan)
+    monkeypatch.setattr(jittor_setup, "plan_cuda", lambda environ: plan)
     environ = {"use_cutt": "1"}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert environ == {"nvcc_path": "/opt/cuda/bin/nvcc", "cc_path": "/usr/bin/g++-12",
                        "conv_opt": "1", "use_cutt": "1", "log_silent": "1",
                        "use_parallel_op_compiler": "1"}
@@ -50,19 +51,19 @@ def test_cuda_driver_present_applies_the_cuda_plan(monkeypatch):
 def test_nvcc_path_empty_set_by_the_user_probes_no_driver(monkeypatch):
     def no_probe(*args):
         raise AssertionError("probed")
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", no_probe)
-    monkeypatch.setattr(jittor_env, "plan_cuda", no_probe)
-    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
-    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
-    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", no_probe)
+    monkeypatch.setattr(jittor_setup, "plan_cuda", no_probe)
+    monkeypatch.setattr(jittor_setup, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_setup, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_setup, "python_config", lambda environ: None)
     environ = {"nvcc_path": ""}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert environ == {"nvcc_path": "", "log_silent": "1", "use_parallel_op_compiler": "1"}
 
 
 def test_on_a_machine_without_a_driver_nothing_of_the_cuda_set_up_runs():
     """This CPU machine: no CUDA variable set, Jittor's downloader left as Jittor has it."""
-    if jittor_env.cuda_driver_loadable():
+    if jittor_setup.cuda_driver_loadable():
         pytest.skip("a CUDA driver loads here")
     import jittor_utils.install_cuda
     assert os.environ.get("nvcc_path", "") == ""
@@ -71,8 +72,8 @@ def test_on_a_machine_without_a_driver_nothing_of_the_cuda_set_up_runs():
         assert key not in os.environ
 
 
-def test_probe_module_loads_without_importing_jittor():
-    code = ("import sys, doctor; p = doctor.load_probes(); "
+def test_setup_module_and_doctor_import_no_jittor():
+    code = ("import sys, doctor; from runtime import jittor_setup as p; "
             "print('jittor' in sys.modules, callable(p.plan_cuda), hasattr(p, 'jt'))")
     import subprocess
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -83,12 +84,12 @@ def test_probe_module_loads_without_importing_jittor():
 
 
 def test_missing_onednn_falls_back_to_use_mkl_0_with_one_warning_line(monkeypatch, capsys):
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
-    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: None)
-    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: (None, None))
-    monkeypatch.setattr(jittor_env, "python_config", lambda environ: None)
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_setup, "prepare_onednn", lambda environ: None)
+    monkeypatch.setattr(jittor_setup, "find_mpicc", lambda environ: (None, None))
+    monkeypatch.setattr(jittor_setup, "python_config", lambda environ: None)
     environ = {}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert environ["use_mkl"] == "0"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "make install" in err and "onednn-cpu-gomp" in err
@@ -106,15 +107,15 @@ def fake_onednn(root, name="libdnnl.so.2"):
 
 def test_the_environments_onednn_comes_before_debians_unless_switched(tmp_path):
     prefix = fake_onednn(tmp_path / "venv")
-    candidates = jittor_env.onednn_candidates(str(prefix), "x86_64")
+    candidates = jittor_setup.onednn_candidates(str(prefix), "x86_64")
     assert candidates[0] == ("wheel", str(prefix / "include"), str(prefix / "lib" / "libdnnl.so.2"))
-    assert jittor_env.choose_onednn({}, str(prefix), "x86_64") == candidates[0]
-    debian = ("system", jittor_env.DEBIAN_ONEDNN_INCLUDE, "/usr/lib/x86_64-linux-gnu/libdnnl.so.2")
+    assert jittor_setup.choose_onednn({}, str(prefix), "x86_64") == candidates[0]
+    debian = ("system", jittor_setup.DEBIAN_ONEDNN_INCLUDE, "/usr/lib/x86_64-linux-gnu/libdnnl.so.2")
     assert candidates[1:] == ([debian] if os.path.isfile(debian[2]) and os.path.isfile(
         os.path.join(debian[1], "dnnl.hpp")) else [])
-    assert jittor_env.choose_onednn({"STYLEGAN_ONEDNN": "system"}, str(prefix),
+    assert jittor_setup.choose_onednn({"STYLEGAN_ONEDNN": "system"}, str(prefix),
                                     "x86_64") == (candidates[1] if candidates[1:] else None)
-    assert jittor_env.choose_onednn({}, str(tmp_path / "empty"), "x86_64") == (
+    assert jittor_setup.choose_onednn({}, str(tmp_path / "empty"), "x86_64") == (
         candidates[1] if candidates[1:] else None)
 
 
@@ -123,8 +124,8 @@ def test_onednn_is_linked_where_jittor_looks_and_relinked_to_another(tmp_path):
     first = fake_onednn(tmp_path / "first")
     second = fake_onednn(tmp_path / "second")
     for prefix in (first, second, second):   # the third finds the links made and keeps them
-        choice = jittor_env.choose_onednn({}, str(prefix), "x86_64")
-        assert jittor_env.link_onednn(choice, str(folder)) == "wheel"
+        choice = jittor_setup.choose_onednn({}, str(prefix), "x86_64")
+        assert jittor_setup.link_onednn(choice, str(folder)) == "wheel"
         for name in ("libmkldnn.so", "libdnnl.so.2", "libdnnl.so"):
             assert os.readlink(folder / "lib" / name) == str(prefix / "lib" / "libdnnl.so.2")
         assert (folder / "include" / "dnnl.hpp").is_file()
@@ -137,19 +138,19 @@ def test_jittors_own_download_is_left_as_it_is(tmp_path):
     folder = tmp_path / "dnnl_lnx_2.2.0_cpu_gomp"
     (folder / "lib").mkdir(parents=True)
     (folder / "lib" / "libmkldnn.so").write_bytes(b"\x7fELF")
-    choice = jittor_env.choose_onednn({}, str(fake_onednn(tmp_path / "venv")), "x86_64")
-    assert jittor_env.link_onednn(choice, str(folder)) == "jittor"
+    choice = jittor_setup.choose_onednn({}, str(fake_onednn(tmp_path / "venv")), "x86_64")
+    assert jittor_setup.link_onednn(choice, str(folder)) == "jittor"
     assert not os.path.islink(folder / "lib" / "libmkldnn.so")
-    assert jittor_env.link_onednn(None, str(tmp_path / "nothing")) is None
+    assert jittor_setup.link_onednn(None, str(tmp_path / "nothing")) is None
 
 
 def test_python_config_is_the_base_pythons_unless_set(tmp_path):
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "python3.10-config").write_text("#!/bin/sh\n")
-    assert jittor_env.python_config({}, str(tmp_path), (3, 10)) == str(
+    assert jittor_setup.python_config({}, str(tmp_path), (3, 10)) == str(
         tmp_path / "bin" / "python3.10-config")
-    assert jittor_env.python_config({}, str(tmp_path), (3, 12)) is None
-    assert jittor_env.python_config({"python_config_path": "/x"}, str(tmp_path), (3, 10)) is None
+    assert jittor_setup.python_config({}, str(tmp_path), (3, 12)) is None
+    assert jittor_setup.python_config({"python_config_path": "/x"}, str(tmp_path), (3, 10)) is None
 
 
 def test_mpicc_is_the_users_then_paths_then_the_environments(tmp_path):
@@ -159,7 +160,7 @@ def test_mpicc_is_the_users_then_paths_then_the_environments(tmp_path):
         (folder / "mpicc").write_text("#!/bin/sh\n")
         (folder / "mpicc").chmod(0o755)
     own, theirs = str(prefix / "bin" / "mpicc"), str(system / "bin" / "mpicc")
-    find = jittor_env.find_mpicc
+    find = jittor_setup.find_mpicc
     assert find({"PATH": str(system / "bin")}, str(prefix)) == (theirs, "system")
     assert find({"PATH": str(prefix / "bin")}, str(prefix)) == (own, "wheel")
     assert find({"PATH": str(tmp_path)}, str(prefix)) == (own, "wheel")
@@ -168,20 +169,20 @@ def test_mpicc_is_the_users_then_paths_then_the_environments(tmp_path):
 
 
 def test_the_environments_mpicc_is_passed_to_jittor_when_path_has_none(monkeypatch):
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", lambda: False)
-    monkeypatch.setattr(jittor_env, "prepare_onednn", lambda environ: "wheel")
-    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: ("/env/bin/mpicc", "wheel"))
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(jittor_setup, "prepare_onednn", lambda environ: "wheel")
+    monkeypatch.setattr(jittor_setup, "find_mpicc", lambda environ: ("/env/bin/mpicc", "wheel"))
     environ = {}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert environ["mpicc_path"] == "/env/bin/mpicc"
-    monkeypatch.setattr(jittor_env, "find_mpicc", lambda environ: ("/usr/bin/mpicc", "system"))
+    monkeypatch.setattr(jittor_setup, "find_mpicc", lambda environ: ("/usr/bin/mpicc", "system"))
     environ = {}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert "mpicc_path" not in environ
 
 
 def test_this_process_prepares_new_operators_on_one_thread():
-    """Jittor's parallel op compiler races (jittor_env's docstring): the variable set before
+    """Jittor's parallel op compiler races (jittor_setup's docstring): the variable set before
     import (1 unless the user chose another value) reaches the flag Jittor reads."""
     assert jt.flags.use_parallel_op_compiler == int(os.environ["use_parallel_op_compiler"])
 
@@ -195,10 +196,9 @@ def test_this_process_uses_onednn_and_cuda_only_when_available():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_compiler_pool_workers_ignore_ctrl_c_and_sigusr1_and_the_handlers_come_back():
     import signal
-    import jittor_env
     from training.stopping import POOL_IGNORES
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1)}
-    jittor_env.compiler_pool_ignores(POOL_IGNORES)
+    jittor_setup.compiler_pool_ignores(POOL_IGNORES)
     assert {s: signal.getsignal(s) for s in before} == before
     import jittor_utils
     workers = [worker.pid for worker in jittor_utils.p._pool]   # the pool's processes
@@ -215,9 +215,10 @@ def test_compiler_pool_workers_ignore_ctrl_c_and_sigusr1_and_the_handlers_come_b
 
 def test_jittor_sigchld_handler_is_kept_but_not_for_stopped_children():
     """Checked in a fresh process: conftest.py replaces the handler in the test process."""
-    code = ("import ctypes, signal, jittor_env; a = jittor_env._SigAction(); "
+    code = ("import ctypes, signal; from runtime import jittor_setup; jittor_setup.setup(); "
+            "a = jittor_setup._SigAction(); "
             "assert ctypes.CDLL(None).sigaction(signal.SIGCHLD, None, ctypes.byref(a)) == 0; "
-            "print(bool(a.handler), bool(a.flags & jittor_env.SA_NOCLDSTOP))")
+            "print(bool(a.handler), bool(a.flags & jittor_setup.SA_NOCLDSTOP))")
     import subprocess
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -243,14 +244,14 @@ def test_jittor_sigchld_handler_is_kept_but_not_for_stopped_children():
       "CUDA_VISIBLE_DEVICES": "4,5"}, 8, None)])
 def test_each_local_rank_takes_its_gpu_or_its_entry_of_the_users_list(environ, gpu_count,
                                                                       expected):
-    assert jittor_env.rank_visible_devices(environ, gpu_count) == expected
+    assert jittor_setup.rank_visible_devices(environ, gpu_count) == expected
 
 
 def test_gpus_are_counted_from_the_kernel_modules_folders(tmp_path):
     for index in range(3):
         (tmp_path / f"0000:{index:02x}:00.0").mkdir()
-    assert jittor_env.nvidia_gpu_count(str(tmp_path)) == 3
-    assert jittor_env.nvidia_gpu_count(str(tmp_path / "absent")) == 0
+    assert jittor_setup.nvidia_gpu_count(str(tmp_path)) == 3
+    assert jittor_setup.nvidia_gpu_count(str(tmp_path / "absent")) == 0
 
 
 @pytest.mark.parametrize("world_rank, lines", [("0", 1), ("1", 0)])
@@ -261,12 +262,12 @@ def test_the_gpu_is_set_before_the_driver_is_looked_at(monkeypatch, capsys, tmp_
     def loadable():
         seen.append(environ.get("CUDA_VISIBLE_DEVICES"))
         return False
-    monkeypatch.setattr(jittor_env, "cuda_driver_loadable", loadable)
-    monkeypatch.setattr(jittor_env, "NVIDIA_GPUS_FOLDER", str(tmp_path))
+    monkeypatch.setattr(jittor_setup, "cuda_driver_loadable", loadable)
+    monkeypatch.setattr(jittor_setup, "NVIDIA_GPUS_FOLDER", str(tmp_path))
     environ = {"OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_RANK": world_rank,
                "CUDA_VISIBLE_DEVICES": "4,5,6,7", "use_mkl": "0", "python_config_path": "x",
                "mpicc_path": "x"}
-    jittor_env.prepare_environment(environ)
+    jittor_setup.prepare_environment(environ)
     assert seen == ["7"] and environ["CUDA_VISIBLE_DEVICES"] == "7"
     err = capsys.readouterr().err   # the narrowed list, said by rank 0 only
     assert err.count("\n") == lines and (not lines or "STYLEGAN_RANK_GPU=0" in err)
@@ -275,8 +276,7 @@ def test_the_gpu_is_set_before_the_driver_is_looked_at(monkeypatch, capsys, tmp_
 RANK_PROBE = """\
 import json, os, sys
 sys.path.insert(0, {root!r})
-import doctor
-probe = doctor.load_probes()
+from runtime import jittor_setup as probe
 probe.NVIDIA_GPUS_FOLDER = {gpus!r}
 probe.prepare_environment(os.environ)   # as every script does, before Jittor starts CUDA
 info = probe.cuda_driver_info({library!r})
