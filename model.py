@@ -24,7 +24,7 @@ import jittor as jt
 from jittor import nn
 
 from ops import cpu_generation, onednn_conv
-from ops.architecture import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP,  # noqa: F401
+from networks.shapes import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP,  # noqa: F401
                               REFERENCE_WIDTH, check_step, scaled_channels, size_for_step,
                               step_for_size)   # (step_for_size: for the scripts, from here)
 from ops.blur import blur

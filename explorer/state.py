@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from ops.architecture import MAX_STEP, size_for_step, step_for_size
+from networks.shapes import MAX_STEP, size_for_step, step_for_size
 
 SEED_LIMIT = 2 ** 32                # generate.py's --seed range: 0 .. 2**32 - 1
 PSI_RANGE = (-1.0, 2.0)             # truncation psi: beyond these the style leaves W's bulk

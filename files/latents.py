@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from files.atomic import atomic_write
-from ops.architecture import MAX_STEP, size_for_step
+from networks.shapes import MAX_STEP, size_for_step
 
 N_LAYERS = MAX_STEP + 1          # synthesis layers of a generator: 4 .. 1024 px
 UNIT_TOLERANCE = 1e-3            # how far a direction's norm may be from 1

@@ -1,2 +1,2 @@
-"""How the networks are computed: their shapes and FLOPs (``architecture``, no Jittor needed),
-the oneDNN convolution operator and the fused CPU kernels."""
+"""How the networks are computed on the CPU: the oneDNN convolution operator and the fused
+kernels for generation."""

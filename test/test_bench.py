@@ -17,7 +17,7 @@ import pytest
 
 import jittor as jt
 
-from ops import architecture
+from networks import shapes
 from tools import bench
 import model
 from model import Discriminator, StyledGenerator, size_for_step
@@ -72,7 +72,7 @@ def test_generator_flops_match_the_layers_it_runs(step):
     generator = StyledGenerator(code_dim=CODE, width=WIDTH)
     latents = [jt.randn(BATCH, CODE), jt.randn(BATCH, CODE)]
     counted = counted_flops(generator, lambda: generator(latents, step=step, alpha=1).sync())
-    assert counted == BATCH * architecture.generator_flops(step, WIDTH, CODE, latents=2)
+    assert counted == BATCH * shapes.generator_flops(step, WIDTH, CODE, latents=2)
     assert counted > 0
 
 
@@ -83,19 +83,19 @@ def test_discriminator_flops_match_the_layers_it_runs(step):
     images = jt.randn(BATCH, 3, size, size)
     counted = counted_flops(discriminator,
                             lambda: discriminator(images, step=step, alpha=1).sync())
-    assert counted == BATCH * architecture.discriminator_flops(step, WIDTH)
+    assert counted == BATCH * shapes.discriminator_flops(step, WIDTH)
 
 
 def test_flop_formulas_by_hand():
-    assert architecture.conv_flops(3, 4, 3, 5) == 2 * 3 * 4 * 9 * 25
-    assert architecture.linear_flops(7, 5) == 70
+    assert shapes.conv_flops(3, 4, 3, 5) == 2 * 3 * 4 * 9 * 25
+    assert shapes.linear_flops(7, 5) == 70
     # 4 px generator, width 512: mapping 8 x 512^2, two AdaIN linears 512 -> 1024, the 3x3 conv
     # 512 -> 512 on 4x4 (the constant input needs no conv1), the 1x1 to-RGB 512 -> 3.
     expected = 2 * (8 * 512 * 512 + 2 * 512 * 1024 + 512 * 512 * 9 * 16 + 512 * 3 * 16)
-    assert architecture.generator_flops(0) == expected
+    assert shapes.generator_flops(0) == expected
     # A training iteration is 4 generator and 11 discriminator forwards per image.
-    assert architecture.training_flops(0, 3) == 3 * (
-        4 * architecture.generator_flops(0, latents=2) + 11 * architecture.discriminator_flops(0))
+    assert shapes.training_flops(0, 3) == 3 * (
+        4 * shapes.generator_flops(0, latents=2) + 11 * shapes.discriminator_flops(0))
 
 
 def test_compile_log_is_parsed_and_other_lines_pass_through(capfd):

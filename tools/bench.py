@@ -26,7 +26,7 @@ FLOPs are counted analytically from the layer shapes, convolution and linear lay
 (Cin * Cout * k * k * Hout * Wout multiply-adds, 2 FLOPs each, per image; elementwise work such as
 blur, normalisation, activations, Adam and the EMA is left out: < 1 % at width 512). A training
 iteration counts 4 generator forwards and 11 discriminator forwards
-(``architecture.training_flops``).
+(``networks.shapes.training_flops``).
 Peak FLOP/s is measured: the best of several 4096 x 4096 float32 matrix products (Jittor's
 matmul, and on a CPU numpy's BLAS too, whichever is faster); the nominal peak from the CPU's flags and clock is
 printed beside it.
@@ -66,7 +66,7 @@ from ops import onednn_conv
 from training import losses
 from training.config import TrainConfig
 from training.trainer import Trainer
-from ops.architecture import (N_MLP, REFERENCE_WIDTH, conv_flops, generator_flops, step_for_size,
+from networks.shapes import (N_MLP, REFERENCE_WIDTH, conv_flops, generator_flops, step_for_size,
                               training_flops)
 from model import StyledGenerator
 

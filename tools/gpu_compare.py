@@ -43,7 +43,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from ops.architecture import N_MLP, step_for_size  # noqa: E402  (Jittor-free)
+from networks.shapes import N_MLP, step_for_size  # noqa: E402  (Jittor-free)
 
 LIMIT = 1e-4
 BULK_LIMIT, BULK_SHARE = 1e-5, 0.9   # the R1 gradient's sparse-difference allowance (above)

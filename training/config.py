@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import jittor as jt
 
-from ops.architecture import size_for_step, step_for_size
+from networks.shapes import size_for_step, step_for_size
 from training.losses import LOSSES
 from training.optimizers import EMA_DECAY
 from training.schedule import ScheduleConfig

@@ -6,7 +6,7 @@ import numpy as np
 import jittor as jt
 
 from model import noise_shapes
-from ops.architecture import size_for_step
+from networks.shapes import size_for_step
 from training.data_stream import EPOCH_ORDER_STREAM, derived_seed
 
 SAMPLE_GRID = {512: (8, 4), 1024: (4, 2)}     # (columns, rows) of the sample grid, PyTorch's

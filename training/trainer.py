@@ -9,7 +9,7 @@ import jittor as jt
 from dataset import UnreadableImage, random_flip
 from files.checkpoint import CheckpointError
 from model import Discriminator, StyledGenerator, noise_shapes
-from ops.architecture import size_for_step, step_for_size
+from networks.shapes import size_for_step, step_for_size
 from training.config import with_seed
 from training.data_stream import ImageStream, derived_seed, rank_share
 from training.losses import LOSSES
