@@ -30,9 +30,8 @@ from training.data_stream import ImageStream
 from training.loop import RollingCheckpoint
 from training.run_folder import newest_training_checkpoint
 
-# Every test here trains, or runs train.py in a child process.
-pytestmark = pytest.mark.slow
-
+# The tests marked slow train, or run train.py in a child process; the others stop before the
+# first iteration.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_IMAGES = 16
 SIZES = (8, 16)
@@ -84,7 +83,8 @@ def assert_same_losses(rows, reference):
 CHILD = r"""
 import sys, time
 sys.path.insert(0, {root!r})
-import jittor as jt
+from runtime.jittor_setup import setup
+jt = setup()
 import train
 from training.trainer import Trainer
 if {slow!r}:
@@ -161,6 +161,7 @@ def log_rows(out):
 
 # --- signals --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigterm_saves_after_the_iteration_exits_143_and_resume_gives_the_same_losses(
         data_root, tmp_path, uninterrupted):
     command = args(data_root, tmp_path, "--iter", str(ITERATIONS), "--resume")
@@ -180,6 +181,7 @@ def test_sigterm_saves_after_the_iteration_exits_143_and_resume_gives_the_same_l
     assert_same_losses(read_log(tmp_path), uninterrupted)
 
 
+@pytest.mark.slow
 def test_save_minutes_writes_the_rolling_checkpoint_on_time(data_root, tmp_path, monkeypatch):
     saved = []
     original = RollingCheckpoint.save
@@ -201,6 +203,7 @@ def test_save_minutes_writes_the_rolling_checkpoint_on_time(data_root, tmp_path,
 
 # --- faults while writing -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_one_and_resume_continues(
         data_root, tmp_path, uninterrupted):
     command = args(data_root, tmp_path, "--iter", str(ITERATIONS), "--save_every", "2",
@@ -225,6 +228,7 @@ def test_sigkill_inside_a_checkpoint_save_keeps_the_previous_one_and_resume_cont
     assert_same_losses(read_log(tmp_path), uninterrupted)
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_a_checkpoint_stops_with_one_line_and_keeps_the_last(
         data_root, tmp_path, monkeypatch, capsys):
     real_save, calls = jt.save, []
@@ -252,6 +256,7 @@ def test_a_full_disk_while_saving_a_checkpoint_stops_with_one_line_and_keeps_the
     assert (tmp_path / "checkpoint" / "newest.txt").read_text() == "train_state.model\n"
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_writing_log_csv_stops_with_one_line_and_keeps_the_checkpoint(
         data_root, tmp_path, monkeypatch, capsys):
     real_writerow = csv.DictWriter.writerow
@@ -299,6 +304,7 @@ def corrupt_copy(data_root, tmp_path):
     return data
 
 
+@pytest.mark.slow
 def test_an_unreadable_image_met_mid_run_saves_names_it_and_resume_continues(
         data_root, tmp_path, uninterrupted, capsys):
     data = corrupt_copy(data_root, tmp_path)
@@ -317,6 +323,7 @@ def test_an_unreadable_image_met_mid_run_saves_names_it_and_resume_continues(
     assert_same_losses(read_log(out), uninterrupted)
 
 
+@pytest.mark.slow
 def test_an_unreadable_image_with_worker_processes_does_not_hang_and_says_which(
         data_root, tmp_path):
     data = corrupt_copy(data_root, tmp_path)
@@ -346,6 +353,7 @@ def test_unreadable_image_is_named_by_the_stream_with_and_without_workers(data_r
 
 # --- --resume and run folders ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_twice_continues_and_another_run_in_the_folder_is_refused(
         data_root, tmp_path, uninterrupted, capsys):
     out = tmp_path / "run"
@@ -388,6 +396,7 @@ def make_newest_by_time(path):
     os.utime(path, ns=(newest + 10**9, newest + 10**9))
 
 
+@pytest.mark.slow
 def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_newest_file(
         data_root, tmp_path, uninterrupted, capsys):
     """A copy (cp -r, scp, a download after preemption) gives the files new times in any order:
@@ -415,6 +424,7 @@ def test_resume_of_a_copied_folder_continues_from_its_newest_checkpoint_not_the_
             again / "checkpoint" / "train_step-2.model")
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root, tmp_path):
     """As SLURM's scancel or ``timeout`` send it: the signal also reaches the children Jittor
     and multiprocessing keep (compiler pool, loader workers), whose ends Jittor's SIGCHLD handler
@@ -432,6 +442,7 @@ def test_sigterm_to_the_whole_process_group_still_saves_and_exits_143(data_root,
     assert done >= 2 and f"train.py: stopped at iteration {done} (SIGTERM)" in err
 
 
+@pytest.mark.slow
 def test_ctrl_z_and_a_stopped_worker_do_not_end_the_run(data_root, tmp_path):
     """Ctrl-Z (SIGTSTP to the whole process group) then ``fg`` (SIGCONT), and a job scheduler's
     SIGSTOP / SIGCONT of one loader worker: Jittor's SIGCHLD handler took a stopped child for
@@ -468,6 +479,7 @@ with StopRequest() as stop:
 """
 
 
+@pytest.mark.slow
 def test_a_signal_while_waiting_for_a_file_lock_in_c_is_noted_and_the_wait_goes_on(tmp_path):
     """Jittor waits for its cache lock with fcntl(F_SETLKW) and treats EINTR as an error; under
     StopRequest the signal handlers restart such calls (SA_RESTART), so a SIGTERM during the
