@@ -29,8 +29,9 @@ import numpy as np
 import jittor as jt
 from jittor.dataset import Dataset
 
-from files.datasets import (IMAGE_ERRORS, DatasetError, UnreadableImage,  # noqa: F401 (shared)
-                            largest_image_folder, open_source, resize_command, resolution_folder)
+from files.data_errors import IMAGE_ERRORS, DatasetError, UnreadableImage  # noqa: F401 (shared)
+from files.datasets import (largest_image_folder, open_source, resize_command,  # noqa: F401
+                            resolution_folder)
 from files.images import prepare_image
 
 FLIP_PROBABILITY = 0.5  # RandomHorizontalFlip's default

@@ -30,10 +30,11 @@ from tqdm import tqdm
 from runtime import cli
 from runtime.cli import UsageError
 from files.atomic import make_folder
-from files.datasets import LMDB_DATA_FILE, DatasetError, open_source
+from files.data_errors import DatasetError
+from files.datasets import LMDB_DATA_FILE, open_source
 from files.images import (IMAGE_EXTENSIONS, RESAMPLE, is_power_of_two, list_images,
                           save_atomically, square_rgb)
-from files.resizing import (Summary, default_signals, output_sizes, resize_items, worker_pool,
+from files.resizing import (Summary, output_sizes, resize_items, worker_pool,
                             zip_to_folders)
 
 FORMATS = ("folders", "lmdb")

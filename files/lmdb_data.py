@@ -22,7 +22,7 @@ import uuid
 from PIL import Image
 
 from files.atomic import write_error
-from files.datasets import DatasetError, missing_sizes_error
+from files.data_errors import DatasetError, missing_sizes_error
 from files.images import SIGNATURE_BYTES, looks_like_image
 
 LENGTH_KEY = b"length"

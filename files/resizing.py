@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from files.atomic import atomic_write, make_folder
-from files.datasets import DatasetError
+from files.data_errors import DatasetError
 from files.images import RESAMPLE, encode_image, square_rgb
 
 CHUNK_IMAGES = 256  # images read, resized and written per round when the source is not a folder

@@ -23,7 +23,7 @@ import zipfile
 
 from PIL import Image
 
-from files.datasets import DatasetError, missing_sizes_error
+from files.data_errors import DatasetError, missing_sizes_error
 from files.images import IMAGE_EXTENSIONS, SIGNATURE_BYTES, is_power_of_two, looks_like_image
 
 LABELS_FILE = "dataset.json"
