@@ -22,10 +22,9 @@ from runtime.cli import UsageError
 from files.checkpoint import CheckpointError, load_generator
 from files.latents import save_directions
 from latents.sefa import seeded_mean_style, sefa_directions
-from latents.synthesis import parse_layers
 from model import size_for_step
+from networks.style_layers import DEFAULT_LAYER_GROUP, LAYER_RANGE_SYNTAX, parse_layer_range
 
-DEFAULT_LAYERS = "coarse"
 DEFAULT_OUT = "directions.npz"
 SHOWN_VALUES = 5
 
@@ -33,7 +32,7 @@ SHOWN_VALUES = 5
 def main(args):
     """Write the directions of ``args.layers`` to ``args.out``; returns (vectors, values)."""
     try:
-        layers = parse_layers(args.layers)
+        layers = parse_layer_range(args.layers)
     except ValueError as error:
         raise UsageError(f"--layers: {error}") from None
     if args.top is not None and args.top < 1:
@@ -67,11 +66,10 @@ def build_parser():
     parser.add_argument("path", type=str,
                         help="checkpoint: a generator state dict or a training checkpoint (its "
                              "g_running), as generate.py reads")
-    parser.add_argument("--layers", type=str, default=DEFAULT_LAYERS,
-                        help="synthesis layers (layer i works at 4*2^i px) the directions act "
-                             "on: A-B (e.g. 0-3), A, or coarse = 0-1 (4-8 px: shape, pose), "
-                             "middle = 2-3 (16-32 px), fine = 4-8 (64-1024 px: colour, texture) "
-                             f"(default {DEFAULT_LAYERS})")
+    parser.add_argument("--layers", type=str, default=DEFAULT_LAYER_GROUP,
+                        help="synthesis layers the directions act on (coarse: shape, pose; "
+                             f"fine: colour, texture): {LAYER_RANGE_SYNTAX} "
+                             f"(default {DEFAULT_LAYER_GROUP})")
     parser.add_argument("--top", type=int, default=None, metavar="K",
                         help="keep only the K directions with the largest eigenvalues "
                              "(default: all, code_dim of them)")

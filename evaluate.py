@@ -51,8 +51,8 @@ from files.atomic import WriteError, atomic_write
 from files.checkpoint import CheckpointError, load_generator, size_beyond_training
 from dataset import IMAGE_ERRORS, DatasetError, check_resolutions, resolution_folder
 from files.grid import to_uint8_image
-from model import (MEAN_STYLE_LATENTS, StyledGenerator, average_style, size_for_step,
-                   step_for_size)
+from latents.mean_style import MEAN_STYLE_LATENTS, average_style
+from model import StyledGenerator, size_for_step, step_for_size
 from files.plot import Line, Panel, Series, save_panels
 from files.images import list_images, prepare_image
 from training.run_folder import CHECKPOINT_DIR, LOG_FILE

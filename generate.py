@@ -36,8 +36,10 @@ from files.checkpoint import CheckpointError, load_generator, size_beyond_traini
 from files.grid import save_gif, save_image_grid
 from files.latents import LatentsError, load_directions, load_latents
 from latents.synthesis import edit, mix, render
-from model import (MAX_STEP, MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS, average_style, noise_shapes,
-                   size_for_step, step_for_size, truncate)
+from networks.style_layers import (DEFAULT_LAYER_GROUP, LAYER_GROUPS, LAYER_RANGE_SYNTAX,
+                                   parse_layer_range)
+from latents.mean_style import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS, average_style
+from model import noise_shapes, size_for_step, step_for_size, truncate
 
 DEFAULT_SIZE = 128
 DEFAULT_N_ROW = 5
@@ -50,24 +52,15 @@ ALPHA = 1                           # the newest block fully faded in, as the re
 IMAGE_BATCH = 16                    # images per forward pass for --interpolate and --n_images
 MAX_BATCH_PIXELS = 32 * 128 * 128   # images x pixels of one forward pass: bounds the memory at
                                     # 256-1024 px (1024 px: one image a pass; 128 px: 32)
-# Synthesis layers (layer i works at 4 * 2**i px) by the paper's style groups (section 3.1).
-MIXING_RANGES = {"coarse": (0, 1), "middle": (2, 3), "fine": (4, MAX_STEP)}
-DEFAULT_MIXING_RANGE = "coarse"     # the reference's mixing_range=(0, 1)
 DEFAULT_STRENGTH = "-3:3:7"         # SeFa's authors step unit directions from -3 to 3
 
 
 def parse_mixing_range(text):
-    """``coarse`` / ``middle`` / ``fine`` or ``A,B`` -> (first layer, last layer)."""
-    if text in MIXING_RANGES:
-        return MIXING_RANGES[text]
+    """--mixing_range's layer range -> (first layer, last layer)."""
     try:
-        first, last = (int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--mixing_range must be coarse, middle, fine or A,B (two layer "
-                         f"indices), got {text!r}") from None
-    if not 0 <= first <= last <= MAX_STEP:
-        raise UsageError(f"--mixing_range A,B needs 0 <= A <= B <= {MAX_STEP}, got {text!r}")
-    return first, last
+        return parse_layer_range(text)
+    except ValueError as error:
+        raise UsageError(f"--mixing_range: {error}") from None
 
 
 def parse_direction(text):
@@ -124,7 +117,7 @@ def sample(generator, step, mean_style, n_sample, style_weight=STYLE_WEIGHT):
 
 @jt.no_grad()
 def style_mixing(generator, step, mean_style, n_source, n_target, style_weight=STYLE_WEIGHT,
-                 mixing_range=MIXING_RANGES[DEFAULT_MIXING_RANGE]):
+                 mixing_range=LAYER_GROUPS[DEFAULT_LAYER_GROUP]):
     """Tiles of one mixing grid, in reading order for a grid of n_source + 1 columns."""
     source_code = jt.randn(n_source, generator.code_dim)
     target_code = jt.randn(n_target, generator.code_dim)
@@ -165,7 +158,7 @@ def interpolation_frames(generator, z0, z1, noise, step, mean_style, style_weigh
         t = jt.array(positions[start:start + batch].reshape(-1, 1))
         w = (1 - t) * w0 + t * w1
         batch_noise = [n.repeat(t.shape[0], 1, 1, 1) for n in noise]
-        frames.append(generator.generator([w], batch_noise, step, ALPHA).numpy())
+        frames.append(generator.generator([w] * (step + 1), batch_noise, step, ALPHA).numpy())
         if progress is not None:
             progress.update(1)
     return np.concatenate(frames, axis=0)
@@ -417,11 +410,10 @@ def build_parser():
                              f"mean style (default {STYLE_WEIGHT})")
     parser.add_argument("--n_mixing", type=int, default=DEFAULT_N_MIXING,
                         help=f"number of style-mixing grids (default {DEFAULT_N_MIXING})")
-    parser.add_argument("--mixing_range", type=str, default=DEFAULT_MIXING_RANGE,
-                        help="synthesis layers (layer i = 4*2^i px) that mixed images take from "
-                             "the sources (first row); the others come from the targets (first "
-                             "column): coarse = 0,1 (4-8 px), middle = 2,3 (16-32 px), fine = "
-                             f"4,{MAX_STEP} (64-1024 px), or A,B (default {DEFAULT_MIXING_RANGE})")
+    parser.add_argument("--mixing_range", type=str, default=DEFAULT_LAYER_GROUP,
+                        help="synthesis layers that mixed images take from the sources (first "
+                             "row); the others come from the targets (first column): "
+                             f"{LAYER_RANGE_SYNTAX} (default {DEFAULT_LAYER_GROUP})")
     parser.add_argument("--interpolate", type=int, default=0, metavar="N",
                         help="also write interpolation.png (a strip) and interpolation.gif of N "
                              "frames along a straight line in W between two random latents, "

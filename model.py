@@ -27,7 +27,8 @@ from ops import cpu_generation, onednn_conv
 from networks.shapes import (FIRST_FUSED_STEP, GENERATOR_CHANNELS, MAX_STEP,  # noqa: F401
                               REFERENCE_WIDTH, check_step, scaled_channels, size_for_step,
                               step_for_size)   # (step_for_size: for the scripts, from here)
-from ops.blur import blur
+from files.state_dicts import fit_state_dict
+from ops.blur import blur, blur_cpu
 
 LEAKY_SLOPE = 0.2                 # LeakyReLU slope everywhere, as in the paper
 PIXEL_NORM_EPS = 1e-8
@@ -50,6 +51,38 @@ def noise_shapes(step, batch):
 def truncate(style, mean_style, psi):
     """The truncation trick in W (paper section 4): w <- mean + psi * (w - mean)."""
     return mean_style + psi * (style - mean_style)
+
+
+def check_noise(noise, step):
+    """ValueError unless ``noise`` holds step + 1 maps (..., 4*2**i, 4*2**i), i = 0..step."""
+    if len(noise) != step + 1:
+        raise ValueError(f"noise must be a list of step + 1 = {step + 1} maps (4 to "
+                         f"{size_for_step(step)} px), got {len(noise)}")
+    for i, maps in enumerate(noise):
+        if tuple(maps.shape[-2:]) != (size_for_step(i),) * 2:
+            raise ValueError(f"noise[{i}] must be {size_for_step(i)}x{size_for_step(i)} px, "
+                             f"got shape {tuple(maps.shape)}")
+
+
+def style_of_each_layer(n_styles, step, mixing_range=(-1, -1)):
+    """Which of ``n_styles`` styles each synthesis layer 0..``step`` takes. With ``mixing_range``
+    (first, last), those layers take style 1 and the others style 0; with (-1, -1) the layers
+    switch style at random crossover points, the reference's style-mixing regularisation
+    (paper section 3.1; at step 0 there is one layer and no crossover)."""
+    mixing_range = tuple(mixing_range)
+    if mixing_range != (-1, -1):
+        if n_styles < 2:
+            raise ValueError(f"mixing_range {mixing_range} needs a list of two latents")
+        return [1 if mixing_range[0] <= i <= mixing_range[1] else 0 for i in range(step + 1)]
+    if n_styles < 2 or step == 0:
+        return [0] * (step + 1)
+    crossovers = sorted(random.sample(list(range(step)), n_styles - 1))
+    chosen, index = [], 0
+    for i in range(step + 1):
+        if index < len(crossovers) and i > crossovers[index]:
+            index += 1
+        chosen.append(index)
+    return chosen
 
 
 # ----------------------------------------------------------------------------------------------
@@ -342,7 +375,7 @@ class StyledConvBlock(nn.Module):
 
     def execute(self, input, style, noise):
         if cpu_generation.serves(input, noise):   # generation on the CPU: fused kernels
-            return cpu_generation.styled_conv_block(self, input, style, noise)
+            return self.execute_fused(input, style, noise)
         out = self.conv1(input)
         out = self.noise1(out, noise)
         out = self.lrelu1(out)
@@ -353,54 +386,50 @@ class StyledConvBlock(nn.Module):
         out = self.lrelu2(out)
         return self.adain2(out, style)
 
+    def execute_fused(self, input, style, noise):
+        """``execute`` where ``cpu_generation.serves``: each convolution's bias added by the
+        operator after it, noise + LeakyReLU + AdaIN as one operator."""
+        out, bias = conv_deferring_bias(self.conv1, input)
+        out = noise_lrelu_adain(out, noise, self.noise1, self.lrelu1, self.adain1, style, bias)
+        out, bias = conv_deferring_bias(self.conv2, out)
+        return noise_lrelu_adain(out, noise, self.noise2, self.lrelu2, self.adain2, style, bias)
+
+
+def conv_deferring_bias(layer, input):
+    """``layer(input)`` as ``(y, bias)``, equal to ``y + bias`` (per channel) for the next
+    operator to add in its own pass: a synthesis layer's convolution without a pass for its
+    bias. Where the layer ends in a blur, the blur operator adds it (before blurring, as the
+    modules do) and ``bias`` is None; None too for the constant input."""
+    *before, conv = list(layer) if isinstance(layer, nn.Sequential) else [layer]
+    blurred = isinstance(conv, Blur)
+    if blurred:
+        *before, conv = before
+    if not isinstance(conv, (EqualConv2d, FusedUpsample)):
+        return layer(input), None
+    for module in before:
+        input = module(input)
+    out = conv(input, False)                     # (positional: forward hooks see no kwargs)
+    bias = conv.conv.bias if isinstance(conv, EqualConv2d) else conv.bias
+    return (blur_cpu(out, bias), None) if blurred else (out, bias)
+
+
+def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style, bias=None):
+    """``adain(lrelu(noise_injection(input + bias, noise)), style)`` (``bias`` per channel, or
+    none): the second half of a synthesis layer, in one operator where
+    ``cpu_generation.noise_lrelu_adain_serves``, else module by module."""
+    if not cpu_generation.noise_lrelu_adain_serves(input, noise):
+        if bias is not None:
+            input = input + bias.reshape((1, -1, 1, 1))
+        return adain(lrelu(noise_injection(input, noise)), style)
+    gamma, beta = adain.gamma_beta(style)
+    return cpu_generation.noise_lrelu_adain(
+        input, noise, noise_injection.scaled_weight().reshape((input.shape[1],)), gamma, beta,
+        bias, LEAKY_SLOPE, INSTANCE_NORM_EPS)
+
 
 # ----------------------------------------------------------------------------------------------
 # Networks
 # ----------------------------------------------------------------------------------------------
-
-class ReferenceStateDictMixin:
-    """``load_state_dict`` that accepts what the reference writes besides the parameters.
-
-    * The Jittor reference's EqualLR hook leaves the scaled weight as an attribute, so its saved
-      state dicts hold ``X.weight`` (= ``X.weight_orig * sqrt(2 / fan_in)``) beside every
-      ``X.weight_orig``: derived, so dropped.
-    * The PyTorch original saves Blur kernels as buffers ``X.weight`` / ``X.weight_flip``:
-      constants, so dropped.
-    Any other unknown key, a missing key or a shape mismatch raises ``ValueError`` naming it.
-    """
-
-    def load_state_dict(self, state_dict):
-        own = self.state_dict()
-        cleaned = {}
-        for key, value in state_dict.items():
-            if key not in own and self._is_reference_extra(key, state_dict):
-                continue
-            cleaned[key] = value
-        unknown = sorted(k for k in cleaned if k not in own)
-        missing = sorted(k for k in own if k not in cleaned)
-        if unknown or missing:
-            raise ValueError(
-                f"state dict does not fit {type(self).__name__}: "
-                + (f"missing {len(missing)} keys (first: {missing[0]})" if missing else "")
-                + ("; " if missing and unknown else "")
-                + (f"{len(unknown)} unexpected keys (first: {unknown[0]})" if unknown else ""))
-        for key, value in cleaned.items():
-            shape = tuple(value.shape)
-            if shape != tuple(own[key].shape):
-                raise ValueError(f"state dict does not fit {type(self).__name__}: {key} has shape "
-                                 f"{shape}, expected {tuple(own[key].shape)}")
-        self.load_parameters(cleaned)
-
-    @staticmethod
-    def _is_reference_extra(key, state_dict):
-        prefix, _, name = key.rpartition(".")
-        if name == "weight" and f"{prefix}.weight_orig" in state_dict:
-            return True  # Jittor reference: derived EqualLR weight
-        if name in ("weight", "weight_flip") and (f"{prefix}.weight_flip" in state_dict
-                                                 or f"{prefix}.weight" in state_dict):
-            return True  # PyTorch original: Blur kernel buffers
-        return False
-
 
 class Generator(nn.Module):
     """Synthesis network: constant 4x4 input, then one StyledConvBlock per resolution."""
@@ -416,42 +445,20 @@ class Generator(nn.Module):
         self.progression = nn.ModuleList(blocks)
         self.to_rgb = nn.ModuleList([EqualConv2d(c, 3, 1) for c in channels])
 
-    def execute(self, style, noise, step=0, alpha=-1, mixing_range=(-1, -1)):
-        """Synthesise images at ``step`` from a list of W codes.
-
-        With several codes and ``mixing_range == (-1, -1)``, the layers switch code at random
-        crossover points, as the reference's style-mixing regularisation (paper section 3.1).
-        Otherwise layers ``mixing_range[0] <= i <= mixing_range[1]`` take ``style[1]``, the others
-        ``style[0]``. ``0 <= alpha < 1`` blends in the upsampled RGB of the previous resolution.
-        """
-        if len(style) < 2:
-            inject_index = [len(self.progression) + 1]
-        elif step == 0:
-            inject_index = []  # the reference's random.sample(range(0), 1) raises; one layer, no mix
-        else:
-            inject_index = sorted(random.sample(list(range(step)), len(style) - 1))
-
+    def execute(self, styles, noise, step=0, alpha=-1):
+        """Synthesise images at ``step``: layer i takes ``styles[i]`` (batch, style_dim) and
+        ``noise[i]``, as NVlabs' synthesis network takes one w per layer. ``0 <= alpha < 1``
+        blends in the upsampled RGB of the previous resolution (progressive growing)."""
         out = noise[0]
         out_prev = None
-        crossover = 0
-        for i, (conv, to_rgb) in enumerate(zip(self.progression, self.to_rgb)):
-            if mixing_range == (-1, -1):
-                if crossover < len(inject_index) and i > inject_index[crossover]:
-                    crossover = min(crossover + 1, len(style))
-                style_step = style[crossover]
-            else:
-                style_step = style[1] if mixing_range[0] <= i <= mixing_range[1] else style[0]
-
+        for i in range(step + 1):
             out_prev = out
-            out = conv(out, style_step, noise[i])
-
-            if i == step:
-                out = to_rgb(out)
-                if i > 0 and 0 <= alpha < 1:
-                    skip_rgb = upsample_nearest(self.to_rgb[i - 1](out_prev))
-                    out = (1 - alpha) * skip_rgb + alpha * out
-                break
-        return out
+            out = self.progression[i](out, styles[i], noise[i])
+        images = self.to_rgb[step](out)
+        if step > 0 and 0 <= alpha < 1:
+            skip_rgb = upsample_nearest(self.to_rgb[step - 1](out_prev))
+            images = (1 - alpha) * skip_rgb + alpha * images
+        return images
 
     def modules_in_use(self, step, alpha):
         """The layers ``execute(step=step, alpha=alpha)`` runs: the blocks up to ``step``, its
@@ -462,7 +469,7 @@ class Generator(nn.Module):
         return used
 
 
-class StyledGenerator(ReferenceStateDictMixin, nn.Module):
+class StyledGenerator(nn.Module):
     """Mapping network (PixelNorm + ``n_mlp`` EqualLinear/LeakyReLU) followed by synthesis.
 
     Args:
@@ -504,28 +511,18 @@ class StyledGenerator(ReferenceStateDictMixin, nn.Module):
             raise ValueError("expected at least one latent")
         for latent in latents:
             self._check_latent(latent)
-        mixing_range = tuple(mixing_range)
-        if mixing_range != (-1, -1) and len(latents) < 2:
-            raise ValueError(f"mixing_range {mixing_range} needs a list of two latents")
-
         styles = [self.style(latent) for latent in latents]
-        batch = latents[0].shape[0]
-
         if noise is None:
-            noise = [jt.randn(*shape) for shape in noise_shapes(step, batch)]
-        elif len(noise) != step + 1:
-            raise ValueError(f"noise must be a list of step + 1 = {step + 1} maps (4 to "
-                             f"{size_for_step(step)} px), got {len(noise)}")
-        else:
-            for i, n in enumerate(noise):
-                if tuple(n.shape[-2:]) != (size_for_step(i), size_for_step(i)):
-                    raise ValueError(f"noise[{i}] must be {size_for_step(i)}x{size_for_step(i)} px, "
-                                     f"got shape {tuple(n.shape)}")
-
+            noise = [jt.randn(*shape) for shape in noise_shapes(step, latents[0].shape[0])]
+        check_noise(noise, step)
         if mean_style is not None:
             styles = [truncate(style, mean_style, style_weight) for style in styles]
+        layers = style_of_each_layer(len(styles), step, mixing_range)
+        return self.generator([styles[k] for k in layers], noise, step, alpha)
 
-        return self.generator(styles, noise, step, alpha, mixing_range=mixing_range)
+    def load_state_dict(self, state_dict):
+        """Loads this project's keys, or the references' (``files.state_dicts``)."""
+        self.load_parameters(fit_state_dict(self, state_dict))
 
     def modules_in_use(self, step, alpha):
         """The layers a forward pass at ``step`` and ``alpha`` runs (the mapping network too)."""
@@ -543,53 +540,6 @@ class StyledGenerator(ReferenceStateDictMixin, nn.Module):
         return self.style(input).mean(dim=0, keepdims=True)
 
 
-MEAN_STYLE_BATCH = 1024
-MEAN_STYLE_LATENTS = 10 * MEAN_STYLE_BATCH   # the reference's generate.py: 10 means of 1024
-
-
-def run_steps(steps, after_step=None):
-    """Run the Python generator ``steps`` to its end, calling ``after_step()`` after each of
-    its steps; returns the generator's return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as finished:
-            return finished.value
-        if after_step is not None:
-            after_step()
-
-
-def average_style_steps(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATCH):
-    """``average_style`` one batch at a time: a Python generator that draws and maps one batch of
-    latents (synced) at each ``next``, yields the latents done so far, and returns the mean (the
-    StopIteration's value; ``mean = yield from average_style_steps(g)`` in a generator).
-    Everything between two batches may run other work, as long as it leaves Jittor's global
-    random generator alone; the explorer steps it while idle (``explorer.renderer``). Its body
-    runs inside each ``next``: step it under ``jt.no_grad()`` (a decorator on this function would
-    cover only the generator's creation)."""
-    total = None
-    done = 0
-    while done < n_latents:
-        n = min(batch, n_latents - done)
-        style = generator.mean_style(jt.randn(n, generator.code_dim)) * (n / batch)
-        total = style if total is None else total + style
-        total.sync()
-        done += n
-        yield done
-    return total / (n_latents / batch)
-
-
-@jt.no_grad()
-def average_style(generator, n_latents=MEAN_STYLE_LATENTS, batch=MEAN_STYLE_BATCH, progress=None):
-    """Mean mapped style w of ``n_latents`` random latents, the centre of the truncation trick
-    (paper section 4; used by generate.py and evaluate.py). Averaged batch by batch as the
-    reference's generate.py does (the mean of 10 means of 1024); a smaller last batch counts by
-    its size. ``progress`` (a tqdm bar) advances once a batch. ``average_style_steps`` run to
-    its end."""
-    return run_steps(average_style_steps(generator, n_latents, batch),
-                     None if progress is None else lambda: progress.update(1))
-
-
 def minibatch_stddev(out):
     """Append the mean over features of the across-batch standard deviation as a channel.
 
@@ -603,7 +553,7 @@ def minibatch_stddev(out):
     return jt.concat([out, std.mean().reshape((1, 1, 1, 1)).broadcast((n, 1, h, w))], dim=1)
 
 
-class Discriminator(ReferenceStateDictMixin, nn.Module):
+class Discriminator(nn.Module):
     """Progressive discriminator, 1024 -> 4 px, mirroring the generator.
 
     Args:
@@ -652,6 +602,10 @@ class Discriminator(ReferenceStateDictMixin, nn.Module):
                 skip_rgb = self.from_rgb[index + 1](avg_pool_2x2(input))
                 out = (1 - alpha) * skip_rgb + alpha * out
         return self.linear(out.reshape((out.shape[0], out.shape[1])))
+
+    def load_state_dict(self, state_dict):
+        """Loads this project's keys, or the references' (``files.state_dicts``)."""
+        self.load_parameters(fit_state_dict(self, state_dict))
 
     def modules_in_use(self, step, alpha):
         """The layers ``execute(step=step, alpha=alpha)`` runs: the blocks of sizes up to

@@ -9,7 +9,8 @@ latents) and ``--direction``/``--strength`` (SeFa edits) appear only in states t
 """
 import shlex
 
-from explorer.state import DEFAULT_PSI, MIXING_RANGES
+from explorer.state import DEFAULT_PSI
+from networks.style_layers import LAYER_GROUPS
 
 OUT = "generated"
 
@@ -25,8 +26,8 @@ def _seed_flags(state, seed):
 
 def _layers_flag(state):
     first, last = state.layer_range
-    named = [name for name, layers in MIXING_RANGES.items() if layers == (first, last)]
-    return named[0] if named else f"{first},{last}"
+    named = [name for name, layers in LAYER_GROUPS.items() if layers == (first, last)]
+    return named[0] if named else f"{first}-{last}"
 
 
 def generate_command(state, checkpoint, latents_path=None, directions_path=None):

@@ -30,7 +30,8 @@ from explorer.state import Limits, RequestError, State
 from files.grid import PNG_OPTIONS, normalize, tile_corners, unit_to_bytes
 from files.latents import N_LAYERS, LatentsError, load_directions, load_latents
 from latents.synthesis import edit, mix, synthesize
-from model import average_style_steps, noise_shapes, run_steps, step_for_size, truncate
+from latents.mean_style import average_style_steps, run_steps
+from model import noise_shapes, step_for_size, truncate
 
 ALPHA = 1                            # the newest block fully faded in, as generate.py samples
 PARTS = ("main", "source", "mix", "grid")

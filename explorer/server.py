@@ -35,8 +35,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from explorer.commands import generate_command
 from files.atomic import atomic_write, make_folder
+from networks.style_layers import LAYER_GROUPS
 from explorer.state import (MAX_EDITS, MAX_GRID, MAX_GRID_PIXELS, MAX_QUERY, MAX_STRENGTH,
-                            MIXING_RANGES, PSI_RANGE, RequestError, State, parse_state,
+                            PSI_RANGE, RequestError, State, parse_state,
                             sizes_offered)
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
@@ -193,7 +194,7 @@ class ExplorerServer(ThreadingHTTPServer):
             "max_grid_pixels": MAX_GRID_PIXELS,
             "max_strength": MAX_STRENGTH,
             "max_edits": MAX_EDITS,
-            "mixing_ranges": {name: list(r) for name, r in MIXING_RANGES.items()},
+            "mixing_ranges": {name: list(r) for name, r in LAYER_GROUPS.items()},
         }
 
     def stats(self):

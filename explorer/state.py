@@ -9,7 +9,7 @@ picture. ``parse_state`` refuses anything it does not know with ``RequestError``
 Keys (all optional; the defaults are ``State()``'s):
 
     view=single|mix|grid  seed=N  psi=X  size=PX
-    seed2=N  layers=coarse|middle|fine|A,B            (style mixing)
+    seed2=N  layers=coarse|middle|fine|A-B|A          (style mixing)
     n=N                                                (grid: seeds seed .. seed + n - 1)
     latents=NAME  index=I                              (a projected latent instead of the seed)
     directions=NAME  edits=K:S,K:S                     (SeFa directions K moved by strength S)
@@ -20,16 +20,13 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from networks.shapes import MAX_STEP, size_for_step, step_for_size
+from networks.style_layers import DEFAULT_LAYER_GROUP, parse_layer_range
 
 SEED_LIMIT = 2 ** 32                # generate.py's --seed range: 0 .. 2**32 - 1
 PSI_RANGE = (-1.0, 2.0)             # truncation psi: beyond these the style leaves W's bulk
 DEFAULT_PSI = 0.7                   # generate.py's --truncation default
 MIN_SIZE = 4
 VIEWS = ("single", "mix", "grid")
-# Synthesis layers (layer i works at 4 * 2**i px) by the paper's style groups (section 3.1),
-# the names generate.py's --mixing_range takes.
-MIXING_RANGES = {"coarse": (0, 1), "middle": (2, 3), "fine": (4, MAX_STEP)}
-DEFAULT_LAYERS = "coarse"
 DEFAULT_GRID = 16
 MAX_GRID = 64
 MAX_GRID_PIXELS = 16 * 512 * 512    # one grid's images x pixels: 1024 px 4 images, 256 px 64
@@ -58,7 +55,7 @@ class State:
     psi: float = DEFAULT_PSI
     size: int = 0                   # 0: the largest size the server offers
     seed2: int = 1
-    layers: str = DEFAULT_LAYERS
+    layers: str = DEFAULT_LAYER_GROUP
     n: int = DEFAULT_GRID
     latents: str = ""
     index: int = 0
@@ -90,17 +87,11 @@ class State:
 
 
 def parse_layers(text):
-    """``coarse`` / ``middle`` / ``fine`` or ``A,B`` -> (first, last) layer, inclusive."""
-    if text in MIXING_RANGES:
-        return MIXING_RANGES[text]
-    match = re.fullmatch(r"(\d{1,2}),(\d{1,2})", text)
-    if not match:
-        raise RequestError(f"layers must be coarse, middle, fine or A,B (two layer indices), "
-                           f"got {text!r}")
-    first, last = int(match.group(1)), int(match.group(2))
-    if not 0 <= first <= last <= MAX_STEP:
-        raise RequestError(f"layers A,B needs 0 <= A <= B <= {MAX_STEP}, got {text!r}")
-    return first, last
+    """The ``layers`` parameter -> (first, last) layer, inclusive (networks.style_layers)."""
+    try:
+        return parse_layer_range(text)
+    except ValueError as error:
+        raise RequestError(f"layers: {error}") from None
 
 
 def format_edits(edits):

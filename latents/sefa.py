@@ -26,7 +26,8 @@ import numpy as np
 
 import jittor as jt
 
-from model import MAX_STEP, average_style
+from latents.mean_style import average_style
+from model import MAX_STEP
 
 MEAN_STYLE_SEED = 0      # the mean style's latents: the same directions from the same checkpoint
 

@@ -1,15 +1,15 @@
 """Synthesis from one style per layer, and edits of those styles.
 
-The generator (``model.Generator``) takes one or two styles and picks one per layer; W+ (Abdal
-et al. 2019, "Image2StyleGAN") gives every synthesis layer i (4 * 2**i px) a style of its own.
-``synthesize`` runs the generator's own blocks in the generator's order with ``w_layers[:, i]``
-at layer i, so with the same style at every layer it equals ``Generator.execute``.
+The synthesis network (``model.Generator``) takes one style per layer; W+ (Abdal et al. 2019,
+"Image2StyleGAN") lets every synthesis layer i (4 * 2**i px) have a style of its own.
+``synthesize`` gives it ``w_layers[:, i]`` at layer i; with the same style at every layer it
+equals ``StyledGenerator.execute``.
 """
 import numpy as np
 
 import jittor as jt
 
-from model import MAX_STEP, check_step, size_for_step, upsample_nearest
+from model import check_noise, check_step
 
 
 def synthesize(generator, w_layers, noise, step, alpha=1):
@@ -21,26 +21,12 @@ def synthesize(generator, w_layers, noise, step, alpha=1):
     if len(w_layers.shape) != 3 or w_layers.shape[1] < step + 1:
         raise ValueError(f"w_layers must be (n, layers >= {step + 1}, code_dim) at step {step}, "
                          f"got {tuple(w_layers.shape)}")
-    if len(noise) < step + 1:
-        raise ValueError(f"noise must hold step + 1 = {step + 1} maps, got {len(noise)}")
-    for i in range(step + 1):
-        if tuple(noise[i].shape[-2:]) != (size_for_step(i),) * 2:
-            raise ValueError(f"noise[{i}] must be {size_for_step(i)} px, got {tuple(noise[i].shape)}")
-    synthesis = generator.generator
+    check_noise(noise[:step + 1], step)
     n = w_layers.shape[0]
     # one map per image: the constant input takes its batch from the first map
     noise = [maps if maps.shape[0] == n else maps.broadcast((n,) + tuple(maps.shape[1:]))
              for maps in noise[:step + 1]]
-    out = noise[0]
-    out_prev = None
-    for i in range(step + 1):
-        out_prev = out
-        out = synthesis.progression[i](out, w_layers[:, i], noise[i])
-    images = synthesis.to_rgb[step](out)
-    if step > 0 and 0 <= alpha < 1:
-        skip_rgb = upsample_nearest(synthesis.to_rgb[step - 1](out_prev))
-        images = (1 - alpha) * skip_rgb + alpha * images
-    return images
+    return generator.generator([w_layers[:, i] for i in range(step + 1)], noise, step, alpha)
 
 
 def edit(w_layers, vector, strength, layers):
@@ -56,28 +42,6 @@ def edit(w_layers, vector, strength, layers):
     if isinstance(w_layers, jt.Var):
         return w_layers + jt.array(offset)
     return np.asarray(w_layers, dtype=np.float32) + offset
-
-
-# Synthesis layers by the paper's style groups (section 3.1), as generate.py's --mixing_range.
-LAYER_GROUPS = {"coarse": (0, 1), "middle": (2, 3), "fine": (4, MAX_STEP)}
-
-
-def parse_layers(text):
-    """``coarse`` / ``middle`` / ``fine``, ``A-B`` or ``A`` -> (first, last) synthesis layer;
-    ValueError with the reason otherwise."""
-    if text in LAYER_GROUPS:
-        return LAYER_GROUPS[text]
-    try:
-        parts = [int(part) for part in text.split("-")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2):
-        raise ValueError(f"expected coarse, middle, fine, A-B or A (layer i works at 4*2^i px), "
-                         f"got {text!r}")
-    first, last = parts[0], parts[-1]
-    if not 0 <= first <= last <= MAX_STEP:
-        raise ValueError(f"layers A-B need 0 <= A <= B <= {MAX_STEP}, got {text!r}")
-    return first, last
 
 
 def mix(target, source, layers):

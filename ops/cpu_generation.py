@@ -1,6 +1,6 @@
-"""Generation on the CPU through fused kernels: the hook ``styled_conv_block`` that model.py's
-``StyledConvBlock`` calls where ``serves`` (float32, no gradients, on the CPU, one noise map per
-image), and the kernels behind it.
+"""Generation on the CPU through fused kernels, which model.py's ``StyledConvBlock`` runs where
+``serves`` (float32, no gradients, on the CPU, one noise map per image). They take tensors; the
+network's layers are model.py's.
 
 A synthesis layer is conv, noise, LeakyReLU, AdaIN. Here the convolution's bias is not added in
 a pass of its own but by the next operator (the blur, or the fused noise + LeakyReLU + AdaIN), and
@@ -8,14 +8,10 @@ noise, LeakyReLU and AdaIN run as one operator (``NOISE_LRELU_ADAIN_SOURCE``): p
 for the instance-norm statistics (accumulated in double) and one that writes the result, where
 Jittor's operators make several passes over the whole activation. The outputs equal the module
 path within float32 rounding (test_model.py); docs/benchmark.md measures the gain.
-
-model.py imports this module, so the model's classes are imported inside the functions here.
 """
 import jittor as jt
-from jittor import nn
 
 from ops import portable
-from ops.blur import blur_cpu
 
 # in0: x (N, C, H, W); in1: noise (N, 1, H, W); in2: noise weight (C); in3, in4: gamma, beta
 # (N, C); with BIAS in5, the bias (C) of the convolution before (added first). SLOPE and EPS are
@@ -66,51 +62,17 @@ def noise_lrelu_adain_serves(input, noise):
     return serves(input, noise) and tuple(noise.shape) == (n, 1, h, w)
 
 
-def noise_lrelu_adain(input, noise, noise_injection, lrelu, adain, style, bias=None):
-    """``adain(lrelu(noise_injection(input + bias, noise)), style)`` (``bias`` per channel, or
-    none): the second half of a synthesis layer, in one operator where
-    ``noise_lrelu_adain_serves``, else module by module."""
-    if not noise_lrelu_adain_serves(input, noise):
-        if bias is not None:
-            input = input + bias.reshape((1, -1, 1, 1))
-        return adain(lrelu(noise_injection(input, noise)), style)
-    from model import INSTANCE_NORM_EPS, LEAKY_SLOPE
+def noise_lrelu_adain(input, noise, noise_weight, gamma, beta, bias, slope, eps):
+    """LeakyReLU(``input`` + ``bias`` + ``noise_weight`` * ``noise``) with ``slope``, then
+    instance-normalised (``eps``) and scaled by ``gamma``, shifted by ``beta`` (each (N, C)), as
+    one operator; ``noise_weight`` (C), ``bias`` (C) or None. Only where
+    ``noise_lrelu_adain_serves``."""
     channels = input.shape[1]
-    weight = noise_injection.scaled_weight().reshape((channels,))
-    gamma, beta = adain.gamma_beta(style)
-    inputs = [input, noise, weight, gamma, beta]
+    inputs = [input, noise, noise_weight, gamma, beta]
     if bias is not None:
         inputs.append(bias.reshape((channels,)))
-    source = (NOISE_LRELU_ADAIN_SOURCE.replace("SLOPE", repr(LEAKY_SLOPE))
-              .replace("EPS", repr(INSTANCE_NORM_EPS))
+    source = (NOISE_LRELU_ADAIN_SOURCE.replace("SLOPE", repr(slope))
+              .replace("EPS", repr(eps))
               .replace("BIAS", "0" if bias is None else "in5_p[c]"))
     return jt.code(input.shape, input.dtype, inputs,
                    cpu_header="#include <algorithm>\n#include <cmath>", cpu_src=source)
-
-
-def conv_deferring_bias(layer, input):
-    """``layer(input)`` as ``(y, bias)``, equal to ``y + bias`` (per channel) for the next
-    operator to add in its own pass: a synthesis layer's convolution (``conv1`` or ``conv2``)
-    without a pass for its bias. Where the layer ends in a blur, the blur operator adds it
-    (before blurring, as the modules do) and ``bias`` is None; None too for the constant input."""
-    from model import Blur, EqualConv2d, FusedUpsample
-    *before, conv = list(layer) if isinstance(layer, nn.Sequential) else [layer]
-    blurred = isinstance(conv, Blur)
-    if blurred:
-        *before, conv = before
-    if not isinstance(conv, (EqualConv2d, FusedUpsample)):
-        return layer(input), None
-    for module in before:
-        input = module(input)
-    out = conv(input, False)                     # (positional: forward hooks see no kwargs)
-    bias = conv.conv.bias if isinstance(conv, EqualConv2d) else conv.bias
-    return (blur_cpu(out, bias), None) if blurred else (out, bias)
-
-
-def styled_conv_block(block, input, style, noise):
-    """``block(input, style, noise)`` for a model.StyledConvBlock where ``serves``: each
-    convolution's bias added by the operator after it, noise + LeakyReLU + AdaIN fused."""
-    out, bias = conv_deferring_bias(block.conv1, input)
-    out = noise_lrelu_adain(out, noise, block.noise1, block.lrelu1, block.adain1, style, bias)
-    out, bias = conv_deferring_bias(block.conv2, out)
-    return noise_lrelu_adain(out, noise, block.noise2, block.lrelu2, block.adain2, style, bias)

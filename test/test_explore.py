@@ -22,7 +22,7 @@ from PIL import Image
 from explorer.catalogue import Catalogue
 from explorer.commands import generate_command
 from explorer.server import MainThreadJobs, Superseded, make_server, save_name
-from explorer.state import (MAX_GRID_PIXELS, MIXING_RANGES, Limits, RequestError, State,
+from explorer.state import (MAX_GRID_PIXELS, Limits, RequestError, State,
                             parse_state)
 from tools.explorer_process import start_explorer
 
@@ -81,8 +81,8 @@ def test_edits_are_sorted_and_zeros_dropped():
     ("foo=1", "unknown parameter 'foo'"),
     ("seed=1&seed=2", "parameter 'seed' given twice"),
     ("view=video", "view must be one of single, mix, grid"),
-    ("layers=3,1", "layers A,B needs 0 <= A <= B <= 8"),
-    ("layers=all", "layers must be coarse, middle, fine or A,B"),
+    ("layers=3,1", "layers: a layer range A-B needs 0 <= A <= B <= 8"),
+    ("layers=all", "layers: expected coarse = 0-1"),
     ("view=mix&layers=fine", "layers fine (4-8) do not exist at 32 px"),
     ("n=65", "n (grid) must be from 1 to 64"),
     ("directions=coarse.npz&edits=0:99", "edits: strength must be a number from -20.0 to 20.0"),
@@ -102,15 +102,6 @@ def test_a_grid_too_large_for_its_size_is_refused():
     parse_state(f"view=grid&n={most}&size=1024", limits)
     with pytest.raises(RequestError, match=f"at most {most} at that size"):
         parse_state(f"view=grid&n={most + 1}&size=1024", limits)
-
-
-def test_mixing_ranges_are_generate_py_ones():
-    with open(os.path.join(ROOT, "generate.py")) as f:
-        tree = ast.parse(f.read())
-    node = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                and getattr(n.targets[0], "id", "") == "MIXING_RANGES")
-    assert eval(compile(ast.Expression(node.value), "generate.py", "eval"),
-                {"MAX_STEP": 8}) == MIXING_RANGES
 
 
 # -- the generate.py command --------------------------------------------------------------------
@@ -430,7 +421,8 @@ def library_image(checkpoint, seed, psi, size):
     """generate.py's one image of ``seed``, through the library in generate.py's order."""
     import jittor as jt
     from files.checkpoint import load_generator
-    from model import average_style, step_for_size
+    from latents.mean_style import average_style
+    from model import step_for_size
     generator, _ = load_generator(checkpoint)
     jt.set_global_seed(seed)
     mean = average_style(generator) if psi != 1.0 else None
@@ -539,7 +531,7 @@ def assert_same_draws(drawn, fresh):
 
 @pytest.mark.slow
 def test_a_prefetch_stepped_to_its_end_draws_what_seed_draws_does(tiny_renderer):
-    from model import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS
+    from latents.mean_style import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS
     batches = -(-MEAN_STYLE_LATENTS // MEAN_STYLE_BATCH)
     for truncated, expected_steps in ((True, batches + 1), (False, 1)):
         renderer = fresh_renderer(tiny_renderer)
@@ -562,7 +554,7 @@ def test_an_interrupted_prefetch_is_drawn_again_from_its_start(tiny_renderer, mo
     flight, and seed 5 is drawn again from its start: all its batches again, the same draws."""
     from explorer import server as server_module
     from explorer.server import Job
-    from model import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS
+    from latents.mean_style import MEAN_STYLE_BATCH, MEAN_STYLE_LATENTS
     monkeypatch.setattr(server_module, "IDLE_BEFORE_PREFETCH", 0.0)
     batches = -(-MEAN_STYLE_LATENTS // MEAN_STYLE_BATCH)
     renderer = fresh_renderer(tiny_renderer)

@@ -10,9 +10,10 @@ from PIL import Image
 import jittor as jt
 
 from files.checkpoint import atomic_save, load_generator
-from generate import (MIXING_RANGES, UsageError, build_parser, interpolation_frames, main,
+from generate import (UsageError, build_parser, interpolation_frames, main,
                       parse_mixing_range, random_noise, style_mixing)
-from model import Discriminator, StyledGenerator, average_style
+from latents.mean_style import average_style
+from model import Discriminator, StyledGenerator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_DIM, N_MLP, WIDTH = 16, 2, 16
@@ -178,9 +179,9 @@ def test_size_is_checked_against_what_a_training_checkpoint_reached(checkpoints,
 
 
 def test_mixing_range_names_and_bounds():
-    assert [parse_mixing_range(name) for name in ("coarse", "middle", "fine", "1,3")] == [
-        MIXING_RANGES["coarse"], (2, 3), (4, 8), (1, 3)]
-    for bad in ("medium", "3,1", "0,9", "2"):
+    assert [parse_mixing_range(name) for name in ("coarse", "middle", "fine", "1,3", "1-3", "2")] \
+        == [(0, 1), (2, 3), (4, 8), (1, 3), (1, 3), (2, 2)]
+    for bad in ("medium", "3,1", "0,9", "2,"):
         with pytest.raises(UsageError, match="--mixing_range"):
             parse_mixing_range(bad)
     with pytest.raises(UsageError, match="no layer at --size 16"):

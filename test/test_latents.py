@@ -8,7 +8,8 @@ import jittor as jt
 
 from files.latents import (N_LAYERS, LatentsError, load_directions, load_latents,
                            save_directions, save_latents)
-from latents.synthesis import edit, mix, parse_layers, render, synthesize
+from latents.synthesis import edit, mix, render, synthesize
+from networks.style_layers import LAYER_GROUPS, parse_layer_range as parse_layers
 from model import StyledGenerator, noise_shapes
 
 CODE_DIM = 8
@@ -102,7 +103,8 @@ def test_directions_round_trip_and_refusals(tmp_path):
 def test_layer_ranges():
     assert parse_layers("0-3") == (0, 3) and parse_layers("2") == (2, 2)
     assert parse_layers("coarse") == (0, 1) and parse_layers("fine") == (4, 8)
-    for text in ("3-1", "0-9", "a-b", "1-2-3", ""):
+    assert parse_layers("1,3") == (1, 3) and parse_layers("middle") == LAYER_GROUPS["middle"]
+    for text in ("3-1", "0-9", "a-b", "1-2-3", "", "medium", "0,9", "1,"):
         with pytest.raises(ValueError):
             parse_layers(text)
 

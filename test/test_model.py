@@ -237,7 +237,7 @@ def test_noise_lrelu_adain_in_one_operator_matches_numpy_and_the_modules(shape, 
         t.var(axis=(2, 3), keepdims=True) + 1e-5) + beta
 
     def run():
-        return cpu_generation.noise_lrelu_adain(jt.array(x), jt.array(noise), noise_layer, lrelu, adain,
+        return model.noise_lrelu_adain(jt.array(x), jt.array(noise), noise_layer, lrelu, adain,
                                        jt.array(style),
                                        None if bias is None else jt.array(bias)).numpy()
     with jt.no_grad():
@@ -274,8 +274,8 @@ def test_generation_adding_each_bias_in_the_next_operator_draws_what_the_modules
     noise = [jt.array(rng.normal(size=(2, 1, 4 * 2 ** i, 4 * 2 ** i)).astype("float32"))
              for i in range(step + 1)]
     deferred = []
-    real = cpu_generation.conv_deferring_bias
-    monkeypatch.setattr(cpu_generation, "conv_deferring_bias",
+    real = model.conv_deferring_bias
+    monkeypatch.setattr(model, "conv_deferring_bias",
                         lambda layer, x: deferred.append(1) or real(layer, x))
     with jt.no_grad():
         fast = generator(z, noise=noise, step=step, alpha=0.5).numpy()
