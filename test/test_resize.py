@@ -11,7 +11,7 @@ from PIL import Image
 
 import resize
 from runtime.cli import UsageError
-from files import images
+from files import images, resizing
 from resize import resize_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -277,7 +277,7 @@ def test_pool_workers_die_of_sigterm_and_leave_ctrl_c_to_the_parent():
     import signal
     previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as cli.run installs one
     try:
-        with multiprocessing.Pool(1, initializer=resize.default_signals) as pool:
+        with multiprocessing.Pool(1, initializer=resizing.default_signals) as pool:
             handlers = pool.apply(_worker_handlers)
     finally:
         signal.signal(signal.SIGTERM, previous)
