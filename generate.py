@@ -32,8 +32,9 @@ import jittor as jt
 from runtime import cli
 from runtime.cli import UsageError
 from files.atomic import make_folder
-from files.checkpoint import CheckpointError, load_generator, size_beyond_training
-from files.grid import save_gif, save_image_grid
+from files.checkpoint import CheckpointError, size_beyond_training
+from files.generators import load_generator
+from files.grid import official_uint8, save_gif, save_image_grid, save_png
 from files.latents import LatentsError, load_directions, load_latents
 from latents.synthesis import edit, mix, render
 from networks.style_layers import (DEFAULT_LAYER_GROUP, LAYER_GROUPS, LAYER_RANGE_SYNTAX,
@@ -109,20 +110,23 @@ def forward_in_batches(generator, codes, step, **settings):
 
 
 @jt.no_grad()
-def sample(generator, step, mean_style, n_sample, style_weight=STYLE_WEIGHT):
-    """``n_sample`` random images (n, 3, size, size) in [-1, 1] (roughly), as numpy."""
+def sample(generator, step, mean_style, n_sample, style_weight=STYLE_WEIGHT, **extra):
+    """``n_sample`` random images (n, 3, size, size) in [-1, 1] (roughly), as numpy; ``extra``:
+    the generator's ``truncation_cutoff`` and ``noise``."""
     return forward_in_batches(generator, jt.randn(n_sample, generator.code_dim), step,
-                              alpha=ALPHA, mean_style=mean_style, style_weight=style_weight)
+                              alpha=ALPHA, mean_style=mean_style, style_weight=style_weight,
+                              **extra)
 
 
 @jt.no_grad()
 def style_mixing(generator, step, mean_style, n_source, n_target, style_weight=STYLE_WEIGHT,
-                 mixing_range=LAYER_GROUPS[DEFAULT_LAYER_GROUP]):
+                 mixing_range=LAYER_GROUPS[DEFAULT_LAYER_GROUP], **extra):
     """Tiles of one mixing grid, in reading order for a grid of n_source + 1 columns."""
     source_code = jt.randn(n_source, generator.code_dim)
     target_code = jt.randn(n_target, generator.code_dim)
     size = size_for_step(step)
-    settings = dict(step=step, alpha=ALPHA, mean_style=mean_style, style_weight=style_weight)
+    settings = dict(step=step, alpha=ALPHA, mean_style=mean_style, style_weight=style_weight,
+                    **extra)
 
     empty_tile = -np.ones((1, 3, size, size), dtype=np.float32)  # black once normalised
     source_image = forward_in_batches(generator, source_code, **settings)
@@ -235,9 +239,10 @@ def direction_grid(generator, w, noise, step, directions, k, strengths, per_pass
 
 
 def check_args(args):
-    """Validate the flags that do not depend on the checkpoint; returns (step, mixing range)."""
+    """Validate the flags that do not depend on the checkpoint; returns (step, mixing range)
+    (step of --size, or of DEFAULT_SIZE until the model says its own)."""
     try:
-        step = step_for_size(args.size)
+        step = step_for_size(DEFAULT_SIZE if args.size is None else args.size)
     except ValueError as error:
         raise UsageError(f"--size: {error}") from None
     for flag, minimum in (("n_row", 1), ("n_col", 1), ("n_mixing", 0), ("n_images", 0),
@@ -246,6 +251,9 @@ def check_args(args):
             raise UsageError(f"--{flag} must be at least {minimum}, got {getattr(args, flag)}")
     if args.interpolate == 1 or args.interpolate < 0:
         raise UsageError(f"--interpolate needs at least 2 frames (0: none), got {args.interpolate}")
+    if args.truncation_cutoff is not None and args.truncation_cutoff < 0:
+        raise UsageError(f"--truncation_cutoff must be 0 or more layers, got "
+                         f"{args.truncation_cutoff}")
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
         raise UsageError(f"--seed must be an integer from 0 to 2**32 - 1, got {args.seed}")
     mixing_range = parse_mixing_range(args.mixing_range)
@@ -263,9 +271,19 @@ def main(args):
     """Write the images the flags ask for under ``args.out``; returns the paths written."""
     step, mixing_range = check_args(args)
     generator, info = load_generator(args.path)
+    official = info["flavour"] == "nvidia"
+    if args.size is None:  # an official model's own resolution, else the reference's default
+        args.size = size_for_step(info["max_step"]) if official else DEFAULT_SIZE
+        step = step_for_size(args.size)
     reason = size_beyond_training(args.size, info)
     if reason:
         raise UsageError(reason)
+    if args.noise == "stored" and not official:
+        raise UsageError(f"--noise stored: {args.path} holds no noise maps (only NVIDIA's "
+                         f"official models do); use --noise random")
+    if args.truncation_cutoff is None and official:
+        args.truncation_cutoff = info["truncation"][1]
+    z = load_z(args.z, info["code_dim"]) if args.z is not None else None
     projected = (projected_latents(args.w, info["code_dim"], step) if args.w is not None
                  else None)
     direction = None
@@ -290,20 +308,33 @@ def main(args):
         jt.set_global_seed(args.seed)  # seeds Jittor, numpy and python's random
 
     truncated = args.truncation != NO_TRUNCATION and projected is None
-    n_mean_batches = -(-args.n_mean_latents // MEAN_STYLE_BATCH) if truncated else 0
+    n_mean_batches = (-(-args.n_mean_latents // MEAN_STYLE_BATCH) if truncated and not official
+                      else 0)
     per_pass = min(IMAGE_BATCH, images_per_pass(step))
     n_interpolation_batches = -(-args.interpolate // per_pass)
     n_image_batches = -(-args.n_images // per_pass)
-    if projected is not None:  # the projected images replace the random ones
+    if z is not None:  # the given latents replace the random ones
+        total = n_mean_batches + -(-len(z) // per_pass)
+    elif projected is not None:  # the projected images replace the random ones
         total = n_mean_batches + 1 + (direction is not None)
     else:
         total = (n_mean_batches + 1 + args.n_mixing + n_interpolation_batches + n_image_batches
                  + (direction is not None))
     written = []
     with tqdm(total=total, desc="generate", unit="step", file=sys.stderr) as progress:
-        mean_style = (average_style(generator, args.n_mean_latents, progress=progress)
-                      if truncated else None)
+        if not truncated:
+            mean_style = None
+        elif official:  # the file's dlatent_avg, as NVIDIA's truncation uses
+            mean_style = jt.array(generator.dlatent_avg)
+        else:
+            mean_style = average_style(generator, args.n_mean_latents, progress=progress)
+        settings = dict(alpha=ALPHA, mean_style=mean_style, style_weight=args.truncation,
+                        truncation_cutoff=args.truncation_cutoff)
 
+        if z is not None:
+            written += latent_images(generator, z, step, settings, args, per_pass, progress)
+            print(f"wrote {len(written)} files to {args.out}")
+            return written
         if projected is not None:
             w, noise, _ = projected
             written += projected_outputs(generator, w, noise, step, args.out, mixing_range,
@@ -332,18 +363,64 @@ def main(args):
     return written
 
 
+def generator_extras(generator, step, args):
+    """The flags generate.py adds to the reference's generator call: the truncation cutoff and,
+    with --noise stored, the file's noise maps (shared by every image)."""
+    extra = {"truncation_cutoff": args.truncation_cutoff}
+    if args.noise == "stored":
+        extra["noise"] = generator.noise_maps(step, 1, stored=True)
+    return extra
+
+
+def load_z(path, code_dim):
+    """The latent codes of a .npy file (N, code_dim), read without pickles; UsageError else."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"--z {path}: not a readable .npy array ({reason}); write it with "
+                         f"numpy.save") from None
+    if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[0] < 1 or z.shape[1] != code_dim \
+            or z.dtype.kind not in "fiu":
+        raise UsageError(f"--z {path}: holds an array of shape {getattr(z, 'shape', '?')} and "
+                         f"type {getattr(z, 'dtype', '?')}; expected (N, {code_dim}) numbers, one "
+                         f"latent code a row")
+    z = z.astype(np.float32)
+    if not np.isfinite(z).all():
+        raise UsageError(f"--z {path}: holds values that are not finite numbers")
+    return z
+
+
+@jt.no_grad()
+def latent_images(generator, z, step, settings, args, per_pass, progress):
+    """--z: one image a row of ``z``, images/NNNNNN.png in row order, in NVIDIA's 8-bit
+    conversion (``files.grid.official_uint8``). Returns the paths written."""
+    written = []
+    extra = generator_extras(generator, step, args)
+    for start in range(0, len(z), per_pass):
+        batch = jt.array(z[start:start + per_pass])
+        images = generator(batch, step=step, **dict(settings, **extra)).numpy()
+        for k, pixels in enumerate(official_uint8(images)):
+            written.append(os.path.join(args.out, "images", f"{start + k:06d}.png"))
+            save_png(pixels, written[-1])
+        progress.update(1)
+    return written
+
+
 def random_outputs(generator, step, mean_style, mixing_range, args, per_pass, progress):
     """The reference's outputs from random latents: sample.png, the mixing grids, and the
     --interpolate and --n_images images. Returns the paths written."""
     written = []
-    images = sample(generator, step, mean_style, args.n_row * args.n_col, args.truncation)
+    extra = generator_extras(generator, step, args)
+    images = sample(generator, step, mean_style, args.n_row * args.n_col, args.truncation,
+                    **extra)
     written.append(os.path.join(args.out, "sample.png"))
     save_image_grid(images, written[-1], nrow=args.n_col)
     progress.update(1)
 
     for j in range(args.n_mixing):
         tiles = style_mixing(generator, step, mean_style, args.n_col, args.n_row,
-                             args.truncation, mixing_range)
+                             args.truncation, mixing_range, **extra)
         written.append(os.path.join(args.out, f"sample_mixing_{j}.png"))
         save_image_grid(tiles, written[-1], nrow=args.n_col + 1)
         progress.update(1)
@@ -360,7 +437,7 @@ def random_outputs(generator, step, mean_style, mixing_range, args, per_pass, pr
 
     for start in range(0, args.n_images, per_pass):
         count = min(per_pass, args.n_images - start)
-        images = sample(generator, step, mean_style, count, args.truncation)
+        images = sample(generator, step, mean_style, count, args.truncation, **extra)
         for k in range(count):
             written.append(os.path.join(args.out, "images", f"{start + k:06d}.png"))
             save_image_grid(images[k:k + 1], written[-1], nrow=1)
@@ -386,12 +463,13 @@ def build_parser():
                         help="checkpoint: a generator state dict (e.g. the reference's "
                              "FFHQ_80000.model, checkpoint/NNNNNN.model) or a training "
                              "checkpoint (its g_running is used), from jt.save or the PyTorch "
-                             "original's torch.save (its published models); the model's "
-                             "code_dim, n_mlp and width are read from it")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                             "original's torch.save (its published models), or NVIDIA's official "
+                             "StyleGAN pickle (its Gs; read without running anything in it); "
+                             "the model's sizes are read from it")
+    parser.add_argument("--size", type=int, default=None,
                         help="image side in px, a power of two from 4 to 1024; at most what a "
                              "training checkpoint reached (a bare state dict allows any) "
-                             f"(default {DEFAULT_SIZE})")
+                             f"(default {DEFAULT_SIZE}; an NVIDIA model's own resolution)")
     parser.add_argument("--n_row", type=int, default=DEFAULT_N_ROW,
                         help="rows of sample.png, and targets (rows) of each mixing grid "
                              f"(default {DEFAULT_N_ROW})")
@@ -408,6 +486,20 @@ def build_parser():
                         help="truncation style_weight psi: w = mean + psi (w - mean); 1 = none "
                              "(the mean style is then not computed), 0 = every image has the "
                              f"mean style (default {STYLE_WEIGHT})")
+    parser.add_argument("--truncation_cutoff", type=int, default=None, metavar="N",
+                        help="truncate only layers 0..N-1, counted as NVIDIA counts them (two "
+                             "per size: 8 = 4 to 32 px); the centre is an NVIDIA model's stored "
+                             "dlatent_avg (default: 8 for NVIDIA's models, as their code; every "
+                             "layer for the original's)")
+    parser.add_argument("--noise", choices=("random", "stored"), default="random",
+                        help="noise maps: random draws, or an NVIDIA model's stored maps (its "
+                             "randomize_noise=False: the same noise for every image) "
+                             "(default random)")
+    parser.add_argument("--z", type=str, default=None, metavar="FILE.npy",
+                        help="render these latent codes, an (N, latent size) array saved with "
+                             "numpy.save, instead of the random samples and grids: one image a "
+                             "row, OUT/images/000000.png ... in row order, in NVIDIA's 8-bit "
+                             "conversion (default: none)")
     parser.add_argument("--n_mixing", type=int, default=DEFAULT_N_MIXING,
                         help=f"number of style-mixing grids (default {DEFAULT_N_MIXING})")
     parser.add_argument("--mixing_range", type=str, default=DEFAULT_LAYER_GROUP,

@@ -492,7 +492,7 @@ class StyledGenerator(nn.Module):
                              f"got {tuple(latent.shape)}")
 
     def execute(self, input, noise=None, step=0, alpha=-1, mean_style=None, style_weight=0,
-                mixing_range=(-1, -1)):
+                mixing_range=(-1, -1), truncation_cutoff=None):
         """Generate images of side 4 * 2**step.
 
         Args:
@@ -504,6 +504,9 @@ class StyledGenerator(nn.Module):
                 (the truncation trick).
             mixing_range: (first, last) layer taking the second latent's style; (-1, -1) picks a
                 random crossover as in training.
+            truncation_cutoff: with ``mean_style``, truncate only the sizes whose two layers,
+                counted as NVIDIA counts them (two per size: 8 = 4 to 32 px), are both below
+                it; None truncates every size (the reference).
         """
         check_step(step)
         latents = list(input) if isinstance(input, (list, tuple)) else [input]
@@ -515,10 +518,13 @@ class StyledGenerator(nn.Module):
         if noise is None:
             noise = [jt.randn(*shape) for shape in noise_shapes(step, latents[0].shape[0])]
         check_noise(noise, step)
-        if mean_style is not None:
+        if mean_style is not None and truncation_cutoff is None:
             styles = [truncate(style, mean_style, style_weight) for style in styles]
-        layers = style_of_each_layer(len(styles), step, mixing_range)
-        return self.generator([styles[k] for k in layers], noise, step, alpha)
+        layer_styles = [styles[k] for k in style_of_each_layer(len(styles), step, mixing_range)]
+        if mean_style is not None and truncation_cutoff is not None:
+            layer_styles = [truncate(w, mean_style, style_weight) if 2 * i + 1 < truncation_cutoff
+                            else w for i, w in enumerate(layer_styles)]
+        return self.generator(layer_styles, noise, step, alpha)
 
     def load_state_dict(self, state_dict):
         """Loads this project's keys, or the references' (``files.state_dicts``)."""

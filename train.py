@@ -48,6 +48,10 @@ from files.checkpoint import (CheckpointError, describe_object, from_rgb_activat
 from training.config import (DEFAULTS, REFERENCE_BATCH, DEFAULT_BATCH, TrainConfig,  # noqa: E402
                              ConfigError, training_sizes, validate, with_seed)
 from training.loop import train  # noqa: E402
+from files.nvidia_pickle import is_nvidia_pickle, read_nvidia_pickle  # noqa: E402
+from networks.shapes import size_for_step  # noqa: E402
+from nvidia.official_files import training_start  # noqa: E402
+from training.snapshots import OFFICIAL_NETWORKS  # noqa: E402
 from training.losses import LOSSES  # noqa: E402
 from training.run_folder import (CHECKPOINT_DIR, IDENTITY_KEYS, NEWEST_FILE,  # noqa: E402
                                  RUN_KEYS, TRAIN_STATE_FILE, newest_training_checkpoint,
@@ -126,6 +130,21 @@ def snapshot_config(config, ckpt):
 # Run folders: --resume, and never writing one run over another
 # ------------------------------------------------------------------------------------------------
 
+def official_start(config):
+    """``--ckpt FILE.pkl`` (NVIDIA's official model): ``(config, start)``, the run continuing
+    its G, D and Gs with NVIDIA's networks at the model's resolution (no fade-in: an official
+    file is fully grown), with a note for each flag given otherwise."""
+    networks, values = training_start(read_nvidia_pickle(config.ckpt), config.ckpt)
+    size = size_for_step(networks["g_running"].max_step)
+    values.update(init_size=size, max_size=size, fade_in_initial=False)
+    for key, value in values.items():
+        if key != "nvidia" and getattr(config, key) not in (value, DEFAULTS[key]) \
+                and jt.rank == 0:
+            print(f"train.py: note: {config.ckpt} holds a {size} px model with {key} = {value}, "
+                  f"not {getattr(config, key)}; continuing with {value}", file=sys.stderr)
+    return replace(config, **values), {OFFICIAL_NETWORKS: networks}
+
+
 def resume_from_out(config):
     """--resume: ``(config, checkpoint, finished)`` continuing ``config.out``'s newest training
     checkpoint (``config.ckpt`` then names it), or ``config`` unchanged and None for a fresh
@@ -196,7 +215,10 @@ def main(args):
         config, checkpoint, finished = resume_from_out(config)
         if finished:
             return None
-    if config.ckpt is not None:
+    if config.ckpt is not None and checkpoint is None and is_nvidia_pickle(config.ckpt):
+        config, checkpoint = official_start(config)
+        config = checked(config)
+    elif config.ckpt is not None:
         checkpoint = checkpoint if checkpoint is not None else load_checkpoint(config.ckpt)
         kind = classify_checkpoint(checkpoint, config.ckpt)
         if kind == "training":
@@ -246,7 +268,9 @@ def build_parser():
                         help="resume from this checkpoint: a train.py training checkpoint "
                              "continues exactly (its run-defining options win over the command "
                              "line); a reference train_step-K.model gives the weights and "
-                             "training starts at --init_size with a fade-in, as the reference")
+                             "training starts at --init_size with a fade-in, as the reference; "
+                             "NVIDIA's official StyleGAN pickle (G, D, Gs) is fine-tuned with "
+                             "NVIDIA's networks at its own resolution")
     parser.add_argument("--init_size", type=int, default=DEFAULTS["init_size"],
                         help="initial image size")
     parser.add_argument("--max_size", type=int, default=DEFAULTS["max_size"],

@@ -545,15 +545,16 @@ def generator_config(state_dict):
     return dict(code_dim=code_dim, n_mlp=n_mlp, width=width)
 
 
-def load_generator(path):
-    """Build the generator stored in ``path`` and load its weights.
+def load_generator(path, obj=None):
+    """Build the generator stored in ``path`` (already read into ``obj`` when given) and load
+    its weights.
 
     Returns ``(generator, info)``: the StyledGenerator in eval mode, and a dict with its
     ``code_dim``, ``n_mlp``, ``width``, the ``kind`` of file, and ``max_step``: the step a training
     checkpoint reached (its ``step``), or MAX_STEP for a bare state dict, which always holds every
     resolution's weights but does not say how far its training went.
     """
-    obj = load_checkpoint(path)
+    obj = load_checkpoint(path) if obj is None else obj
     try:
         state_dict = generator_state_dict(obj)
         config = generator_config(state_dict)

@@ -152,6 +152,20 @@ def save_image_grid(images, path, nrow, padding=DEFAULT_PADDING, value_range=DEF
     return pixels
 
 
+def official_uint8(images):
+    """(N, H, W, 3) uint8 of (N, 3, H, W) images in [-1, 1], as NVIDIA's
+    ``tflib.convert_images_to_uint8``: x * 127.5 + 128 in float32, saturated to [0, 255] and
+    truncated."""
+    images = np.asarray(images, dtype=np.float32) * np.float32(127.5) + np.float32(128)
+    return np.clip(images, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def save_png(pixels, path):
+    """Write one H x W x 3 uint8 image as a PNG, atomically (``PNG_OPTIONS``)."""
+    with atomic_write(path, suffix=".png") as temporary:
+        Image.fromarray(pixels).save(temporary, **PNG_OPTIONS)
+
+
 def save_gif(frames, path, value_range=DEFAULT_VALUE_RANGE, frame_ms=GIF_FRAME_MS):
     """Write images (N, 3, H, W) as an animated GIF that loops forever; returns the uint8 frames."""
     frames = normalize(frames, value_range) if value_range is not None else as_batch(frames)

@@ -49,6 +49,8 @@ class TrainConfig:
     resume: bool = False
     fade_in_initial: bool = False   # the reference fades in the first size too when it loads
                                     # a checkpoint (its `args.ckpt is None` test)
+    nvidia: dict = None             # NVIDIA's architecture ({"generator", "discriminator"}) of
+                                    # a run continuing an official model, else None
 
     def batch_for(self, size):
         """Images per iteration (all processes together) at image side ``size``."""

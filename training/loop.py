@@ -97,7 +97,7 @@ def write_periodic_outputs(config, trainer, samples, rolling, n):
         images, columns = samples.images(trainer.g_running, trainer.progress.step, trainer.alpha)
         trainer.outputs.sample(images, trainer.iteration, nrow=columns)
     if n % config.save_every == 0:
-        trainer.outputs.save(trainer.g_running.state_dict(), f"{n:06d}.model")
+        trainer.outputs.save(trainer.generator_file(), f"{n:06d}.model")
         rolling.save()
         return True
     return False

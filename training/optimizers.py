@@ -109,8 +109,10 @@ def build_optimizers(generator, discriminator, lr):
     """Adam (betas 0, 0.99; steps counted per parameter) for both; the mapping network in its
     own group at lr / 100."""
     g_optimizer = Adam(generator.generator.parameters(), lr=lr, betas=ADAM_BETAS)
+    # NVIDIA's mapping layers carry their 0.01 in the weights' run-time multiplier instead
+    mult = getattr(generator, "mapping_lr_mult", MAPPING_LR_MULT)
     g_optimizer.add_param_group({"params": generator.style.parameters(),
-                                 "lr": lr * MAPPING_LR_MULT, "mult": MAPPING_LR_MULT})
+                                 "lr": lr * mult, "mult": mult})
     d_optimizer = Adam(discriminator.parameters(), lr=lr, betas=ADAM_BETAS)
     return g_optimizer, d_optimizer
 

@@ -33,7 +33,7 @@ LOG_COLUMNS = ("iteration", "size", "alpha", "used_sample", "images", "g_loss", 
 # Training arguments that define a run: a resumed run takes them from its checkpoint.
 RUN_KEYS = ("init_size", "max_size", "phase", "lr", "sched", "loss", "mixing", "batch",
             "from_rgb_activate", "code_dim", "n_mlp", "width", "seed", "fade_in_initial",
-            "ema_decay")
+            "ema_decay", "nvidia")
 # Which run a folder holds: its checkpoints' names, and the options that tell one run from another
 # (a snapshot's fade-in is how a run started, not which run it is).
 RUN_FILE_NAMES = re.compile(r"^(train_state|train_step-\d+|\d+)\.model$")

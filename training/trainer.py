@@ -9,6 +9,8 @@ import jittor as jt
 from dataset import UnreadableImage, random_flip
 from files.checkpoint import CheckpointError
 from model import Discriminator, StyledGenerator, noise_shapes
+from nvidia.networks import NvidiaDiscriminator, NvidiaStyledGenerator
+from nvidia.official_files import generator_extras, set_generator_extras
 from networks.shapes import size_for_step, step_for_size
 from training.config import with_seed
 from training.data_stream import ImageStream, derived_seed, rank_share
@@ -25,7 +27,12 @@ NETWORK_NAMES = ("generator", "discriminator", "g_running")   # as the checkpoin
 
 
 def build_networks(config):
-    """The generator, the discriminator and the moving-average generator of ``config``."""
+    """The generator, the discriminator and the moving-average generator of ``config``
+    (NVIDIA's networks when it continues an official model)."""
+    if config.nvidia is not None:
+        return (NvidiaStyledGenerator(config.nvidia["generator"]),
+                NvidiaDiscriminator(config.nvidia["discriminator"]),
+                NvidiaStyledGenerator(config.nvidia["generator"]))
     generator = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
     discriminator = Discriminator(from_rgb_activate=config.from_rgb_activate, width=config.width)
     g_running = StyledGenerator(code_dim=config.code_dim, n_mlp=config.n_mlp, width=config.width)
@@ -112,7 +119,8 @@ class Trainer:
         """The training checkpoint (format: files/checkpoint.py's docstring) of the current
         state."""
         data = self._data_state()
-        return {
+        extras = self.nvidia_extras()
+        return {**extras,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "g_running": self.g_running.state_dict(),
@@ -129,10 +137,34 @@ class Trainer:
                     "data_position": data["position"]},
         }
 
+    def nvidia_extras(self):
+        """{"nvidia": {network: extras}} for a run of NVIDIA's networks (their stored noise and
+        dlatent_avg, which are no parameters), else {}: what the checkpoints add."""
+        if self.config.nvidia is None:
+            return {}
+        return {"nvidia": {name: generator_extras(getattr(self, name))
+                           for name in ("generator", "g_running")}}
+
+    def generator_file(self):
+        """What ``NNNNNN.model`` holds: g_running's state dict (with NVIDIA's extras for an
+        official model, then as {"g_running": state dict, "nvidia": ...})."""
+        extras = self.nvidia_extras()
+        if not extras:
+            return self.g_running.state_dict()
+        return {"g_running": self.g_running.state_dict(),
+                "nvidia": {"g_running": extras["nvidia"]["g_running"]}}
+
     def restore(self, ckpt, path):
         """Continue exactly from a training checkpoint ``ckpt`` (``state``'s, read from
         ``path``)."""
         load_networks(self, ckpt, path, "the model of its args")
+        if self.config.nvidia is not None:
+            try:
+                for name in ("generator", "g_running"):
+                    set_generator_extras(getattr(self, name), ckpt["nvidia"][name])
+            except (KeyError, TypeError, ValueError) as error:
+                raise CheckpointError(f"{path}: its NVIDIA model extras are damaged: "
+                                      f"{error}") from None
         load_optimizer_state(self.g_optimizer, ckpt["g_optimizer"], f"{path}: its g_optimizer")
         load_optimizer_state(self.d_optimizer, ckpt["d_optimizer"], f"{path}: its d_optimizer")
         step = int(ckpt["step"])

@@ -1,0 +1,1 @@
+"""NVIDIA's official StyleGAN v1 models: their networks in Jittor and their files."""
