@@ -19,7 +19,8 @@ setup()   # Jittor's environment, before anything imports Jittor
 
 from runtime import cli
 from runtime.cli import UsageError
-from files.checkpoint import CheckpointError, load_generator
+from files.checkpoint import CheckpointError
+from files.generators import load_generator
 from files.latents import save_directions
 from latents.sefa import seeded_mean_style, sefa_directions
 from model import size_for_step

@@ -48,7 +48,8 @@ from runtime import cli
 from runtime.cli import UsageError
 from metrics import fid, inception, swd
 from files.atomic import WriteError, atomic_write
-from files.checkpoint import CheckpointError, load_generator, size_beyond_training
+from files.checkpoint import CheckpointError, size_beyond_training
+from files.generators import load_generator
 from dataset import IMAGE_ERRORS, DatasetError, check_resolutions, resolution_folder
 from files.grid import to_uint8_image
 from latents.mean_style import MEAN_STYLE_LATENTS, average_style

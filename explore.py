@@ -20,7 +20,8 @@ from runtime.cli import UsageError
 from explorer.catalogue import Catalogue
 from explorer.renderer import Renderer
 from explorer.server import is_loopback, make_server
-from files.checkpoint import CheckpointError, load_generator, size_beyond_training
+from files.checkpoint import CheckpointError, size_beyond_training
+from files.generators import load_generator
 from model import MAX_STEP, size_for_step, step_for_size
 
 DEFAULT_PORT = 8000
@@ -36,7 +37,7 @@ def trained_size(generator, info):
     """The largest size the checkpoint was trained to: a training checkpoint says it; a bare
     state dict does not, but the noise weights of layers never trained are still their initial
     zeros, so the highest layer with a non-zero one tells (all zero: every size is offered)."""
-    if info["kind"] == "training checkpoint":
+    if info["kind"] == "training checkpoint" or info.get("flavour") == "nvidia":
         return size_for_step(info["max_step"])
     for step in range(MAX_STEP, -1, -1):
         block = generator.generator.progression[step]

@@ -15,8 +15,8 @@ from runtime.jittor_setup import setup
 setup()   # Jittor's environment, before anything imports Jittor
 
 from runtime import cli
-from files.checkpoint import (CheckpointError, load_generator, torch_generator_state_dict,
-                              write_torch_file)
+from files.checkpoint import CheckpointError, torch_generator_state_dict, write_torch_file
+from files.generators import load_generator
 from model import Blur
 
 ORIGINAL_ARCHITECTURE = dict(code_dim=512, n_mlp=8, width=512)  # what its generate.py builds
@@ -32,6 +32,12 @@ def blocks_output_channels(generator, blur_name):
 def main(args):
     """Write args.out; returns the info of the generator written."""
     generator, info = load_generator(args.checkpoint)
+    if info["flavour"] == "nvidia":
+        raise CheckpointError(
+            f"{args.checkpoint}: an NVIDIA model, whose maths the PyTorch original's "
+            f"StyledGenerator does not have (two noise maps and styles per size, the bias after "
+            f"the blur, the style's +1, the mapping's lrmul); its .pkl is read as it is by "
+            f"generate.py and the other scripts")
     state = {key: value.numpy() for key, value in generator.state_dict().items()}
     blur_channels = {name: blocks_output_channels(generator, name)
                      for name, module in generator.named_modules() if isinstance(module, Blur)}

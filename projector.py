@@ -32,7 +32,8 @@ setup()   # Jittor's environment, before anything imports Jittor
 from runtime import cli
 from runtime.cli import UsageError
 from files.atomic import make_folder
-from files.checkpoint import CheckpointError, load_generator, size_beyond_training
+from files.checkpoint import CheckpointError, size_beyond_training
+from files.generators import load_generator
 from files.grid import save_gif, save_image_grid
 from files.images import prepare_image
 from files.latents import save_latents

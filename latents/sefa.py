@@ -32,28 +32,43 @@ from model import MAX_STEP
 MEAN_STYLE_SEED = 0      # the mean style's latents: the same directions from the same checkpoint
 
 
-def _scaled_weight(adain):
-    linear = adain.style.linear
-    return (linear.weight_orig * linear._scale).numpy().astype(np.float64)
-
-
-def _adains(generator, layers):
+def _affines(generator, layers):
+    """(A, b) of each style affine map of sizes ``layers`` (first, last), in layer order: A
+    (2 * channels, code_dim) with its run-time scale, and b such that A w + b is the (gamma,
+    beta) that scales and shifts the normalised features. NVIDIA's networks store gamma - 1
+    (``x * (style + 1)``): their b gets the 1 back."""
     first, last = layers
-    if not 0 <= first <= last <= MAX_STEP:
-        raise ValueError(f"layers must be 0 <= first <= last <= {MAX_STEP}, got {layers}")
-    return [adain for block in generator.generator.progression[first:last + 1]
+    top = getattr(generator, "max_step", MAX_STEP)
+    if not 0 <= first <= last <= top:
+        raise ValueError(f"layers must be 0 <= first <= last <= {top}, got {layers}")
+    synthesis = generator.generator
+    if not hasattr(synthesis, "progression"):  # nvidia.networks.Synthesis
+        affines = []
+        for layer in synthesis.layers[2 * first:2 * last + 2]:
+            weight = (layer.style.weight * layer.style._coefficient).numpy().astype(np.float64).T
+            bias = layer.style.bias.numpy().astype(np.float64)
+            bias[:len(bias) // 2] += 1
+            affines.append((weight, bias))
+        return affines
+    return [((adain.style.linear.weight_orig * adain.style.linear._scale).numpy()
+             .astype(np.float64), adain.style.linear.bias.numpy().astype(np.float64))
+            for block in synthesis.progression[first:last + 1]
             for adain in (block.adain1, block.adain2)]
+
+
+def _scaled_weights(generator, layers):
+    return [weight for weight, _ in _affines(generator, layers)]
 
 
 def style_weights(generator, layers):
     """The stacked affine weights (rows, code_dim) of the AdaINs of synthesis layers
     ``layers = (first, last)``, inclusive, as the forward pass scales them."""
-    return np.concatenate([_scaled_weight(adain) for adain in _adains(generator, layers)], axis=0)
+    return np.concatenate(_scaled_weights(generator, layers), axis=0)
 
 
 def unit_row_blocks(generator, layers):
     """``style_weights`` split by AdaIN, each row scaled to unit length (the authors' SeFa)."""
-    blocks = [_scaled_weight(adain) for adain in _adains(generator, layers)]
+    blocks = _scaled_weights(generator, layers)
     return [block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
             for block in blocks]
 
@@ -71,9 +86,8 @@ def rescale_directions(generator, layers, mean_style):
     ``mean_style``: ``D^-1 (gamma, beta)(mean_style)``, normalised. Stacked in AdaIN order."""
     mean_style = np.asarray(mean_style, dtype=np.float64).reshape(-1)
     directions = []
-    for adain in _adains(generator, layers):
-        weight = _scaled_weight(adain)
-        style = weight @ mean_style + adain.style.linear.bias.numpy().astype(np.float64)
+    for weight, bias in _affines(generator, layers):
+        style = weight @ mean_style + bias
         direction = style / np.maximum(np.linalg.norm(weight, axis=1), 1e-12)
         directions.append(direction / max(np.linalg.norm(direction), 1e-12))
     return directions
