@@ -130,6 +130,10 @@ def snapshot_config(config, ckpt):
 # Run folders: --resume, and never writing one run over another
 # ------------------------------------------------------------------------------------------------
 
+OFFICIAL_RUN_KEYS = ("init_size", "max_size", "code_dim", "n_mlp", "width", "fade_in_initial",
+                     "nvidia")     # what official_start sets from the pickle
+
+
 def official_start(config):
     """``--ckpt FILE.pkl`` (NVIDIA's official model): ``(config, start)``, the run continuing
     its G, D and Gs with NVIDIA's networks at the model's resolution (no fade-in: an official
@@ -159,6 +163,10 @@ def resume_from_out(config):
                   file=sys.stderr)
         return config, None, False
     path, checkpoint = found
+    if checkpoint["args"].get("nvidia") is not None:
+        # a run fine-tuning an NVIDIA pickle: these came from the pickle, not from flags
+        config = replace(config, **{key: checkpoint["args"][key] for key in OFFICIAL_RUN_KEYS
+                                    if key in checkpoint["args"]})
     differences = run_differences(config, checkpoint["args"])
     if differences:
         raise UsageError(f"--resume: {path} is from another run ({'; '.join(differences)}): "

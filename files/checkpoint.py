@@ -254,17 +254,20 @@ class SafeUnpickler(pickle.Unpickler):
     strings. Any other global raises UnsafeCheckpointError naming it, before anything is built
     (the rule PyTorch made its default in 2.6 with ``torch.load(weights_only=True)``)."""
 
+    extra_globals = {}          # what a subclass builds beside SAFE_GLOBALS
+    holder = "checkpoint"       # what the refusal says the file is not
+
     def __init__(self, file, persistent_load=None):
         super().__init__(file, encoding="utf-8")
         self._persistent = persistent_load
 
     def find_class(self, module, name):
-        try:
-            return SAFE_GLOBALS[(module, name)]
-        except KeyError:
+        found = self.extra_globals.get((module, name), SAFE_GLOBALS.get((module, name)))
+        if found is None:
             raise UnsafeCheckpointError(
-                f"refused: the file asks to build {module}.{name}, which no checkpoint holds "
-                f"(unpickling it could run code)") from None
+                f"refused: the file asks to build {module}.{name}, which no {self.holder} holds "
+                f"(unpickling it could run code)")
+        return found
 
     def persistent_load(self, pid):
         if self._persistent is None:

@@ -14,13 +14,12 @@ any other global refuses the file in one line naming it, before anything is buil
 """
 import io
 import os
-import pickle
 import pickletools
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from files.checkpoint import (SAFE_GLOBALS, CheckpointError, UnsafeCheckpointError,
+from files.checkpoint import (CheckpointError, SafeUnpickler, UnsafeCheckpointError,
                               describe_file)
 
 NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
@@ -71,21 +70,9 @@ class NvidiaModel:
     Gs: Network
 
 
-class _NvidiaUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) == NETWORK_GLOBAL:
-            return NetworkState
-        if (module, name) == ("dnnlib.util", "EasyDict"):
-            return dict
-        try:
-            return SAFE_GLOBALS[(module, name)]
-        except KeyError:
-            raise UnsafeCheckpointError(
-                f"refused: the file asks to build {module}.{name}, which no StyleGAN pickle "
-                f"holds (unpickling it could run code)") from None
-
-    def persistent_load(self, pid):
-        raise pickle.UnpicklingError("a persistent id in a StyleGAN pickle")
+class _NvidiaUnpickler(SafeUnpickler):
+    extra_globals = {NETWORK_GLOBAL: NetworkState, ("dnnlib.util", "EasyDict"): dict}
+    holder = "StyleGAN pickle"
 
 
 def first_global(head):
@@ -159,7 +146,7 @@ def read_nvidia_pickle(path):
         raise NvidiaPickleError(f"{path}: no such file; {EXPECTED}")
     try:
         with open(path, "rb") as f:
-            obj = _NvidiaUnpickler(f, encoding="latin1").load()
+            obj = _NvidiaUnpickler(f).load()
     except UnsafeCheckpointError as error:
         raise UnsafeCheckpointError(f"{path}: {error}; load only files you trust") from None
     except Exception:  # noqa: BLE001  (pickle raises many types; all mean a damaged file)

@@ -26,7 +26,8 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
-from model import LEAKY_SLOPE, avg_pool_2x2, style_of_each_layer, truncate, upsample_nearest
+from model import (LEAKY_SLOPE, avg_pool_2x2, spatial_mean, style_of_each_layer, truncate,
+                   upsample_nearest)
 from networks.shapes import size_for_step
 from ops import onednn_conv
 from ops.blur import blur
@@ -66,8 +67,10 @@ def four_shift_sum(weight):
 
 
 def instance_norm(x, eps=INSTANCE_NORM_EPS):
-    x = x - x.mean(dims=(2, 3), keepdims=True)
-    return x / jt.sqrt((x * x).mean(dims=(2, 3), keepdims=True) + eps)
+    """Over H, W per image and channel, with the original's two-pass means above 128 px
+    (``model.spatial_mean``: Jittor's one float32 pass drifts at 1024 px)."""
+    x = x - spatial_mean(x)
+    return x / jt.sqrt(spatial_mean(x * x) + eps)
 
 
 def pixel_norm(x, eps=PIXEL_NORM_EPS):

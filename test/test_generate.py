@@ -10,7 +10,7 @@ from PIL import Image
 import jittor as jt
 
 from files.checkpoint import atomic_save, load_generator
-from generate import (UsageError, build_parser, interpolation_frames, main,
+from generate import (DEFAULT_SIZE, UsageError, build_parser, interpolation_frames, main,
                       parse_mixing_range, random_noise, style_mixing)
 from latents.mean_style import average_style
 from model import Discriminator, StyledGenerator
@@ -63,7 +63,9 @@ def tile(pixels, row, col, size=SIZE, padding=PADDING):
 
 def test_defaults_are_the_reference_ones():
     args = build_parser().parse_args(["checkpoint/FFHQ_80000.model"])
-    assert (args.size, args.n_row, args.n_col) == (128, 5, 5)
+    # --size left out: 128 px for the original's checkpoints (an NVIDIA model's own otherwise)
+    assert (args.size, DEFAULT_SIZE, args.n_row, args.n_col) == (None, 128, 5, 5)
+    assert (args.truncation_cutoff, args.noise, args.z) == (None, "random", None)
     assert (args.out, args.n_mixing, args.truncation) == ("style_mixing", 20, 0.7)
     assert (args.mixing_range, args.n_mean_latents) == ("coarse", 10 * 1024)
     assert (args.seed, args.interpolate, args.n_images) == (None, 0, 0)
