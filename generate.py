@@ -17,6 +17,11 @@ from each row's) and with ``--interpolate``, the straight lines between consecut
 (``projected_interpolation.png``, ``.gif`` and single frames). ``--direction FILE:K`` (a
 directions.py file) writes ``direction_K.png``: one row per projected image or random sample,
 one column per ``--strength``, the edit applied to the file's layers only.
+
+NVIDIA's official pickles are read too (``files.generators``), at their own resolution by
+default, truncated towards their ``dlatent_avg`` below ``--truncation_cutoff`` (8); ``--noise
+stored`` uses their noise maps, and ``--z FILE.npy`` renders given latent codes, one PNG each
+in NVIDIA's 8-bit conversion (docs/pretrained.md).
 """
 import argparse
 import os
