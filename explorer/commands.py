@@ -30,13 +30,19 @@ def _layers_flag(state):
     return named[0] if named else f"{first}-{last}"
 
 
-def generate_command(state, checkpoint, latents_path=None, directions_path=None):
+NVIDIA_NOTE = ("for NVIDIA's models the explorer draws as for the original's (every layer "
+               "truncated towards the mean of mapped latents, one noise map a size); generate.py "
+               "follows NVIDIA's code (dlatent_avg, --truncation_cutoff 8, two maps a size)")
+
+
+def generate_command(state, checkpoint, latents_path=None, directions_path=None, nvidia=False):
     """{"command": str, "exact": bool, "note": str} for ``state``; paths as the server was
-    given them (quoted for a POSIX shell)."""
+    given them (quoted for a POSIX shell); ``nvidia``: the model is one of NVIDIA's, which
+    generate.py draws otherwise (``NVIDIA_NOTE``)."""
     base = f"python3 generate.py {_quote(checkpoint)}"
     edits = list(state.edits) if state.directions else []
     direction_flags = []
-    notes = []
+    notes = [NVIDIA_NOTE] if nvidia else []
     if len(edits) == 1:
         k, strength = edits[0]
         direction_flags = [f"--direction {_quote(f'{directions_path}:{k}')}",

@@ -327,7 +327,8 @@ class Handler(BaseHTTPRequestHandler):
         state = self.state(pairs)
         self.send_json(generate_command(state, self.server.checkpoint,
                                         self.server.file_path("latents", state.latents),
-                                        self.server.file_path("directions", state.directions)))
+                                        self.server.file_path("directions", state.directions),
+                                        self.server.renderer.info.get("flavour") == "nvidia"))
 
     def get_stats(self, query):
         self.send_json(self.server.stats())

@@ -17,6 +17,8 @@ from PIL import Image
 
 import jittor as jt
 
+from explorer.commands import NVIDIA_NOTE, generate_command
+from explorer.state import State
 from files.checkpoint import UnsafeCheckpointError, load_checkpoint
 from files.generators import load_generator
 from helpers import flat_image_root
@@ -282,3 +284,10 @@ def test_train_continues_an_official_model_and_its_checkpoints_load(tmp_path):
     result = script(*common, "--resume", "--iter", "3")
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(str(out / "checkpoint" / "train_state.model"))["iteration"] == 3
+
+
+def test_the_explorer_says_its_command_is_not_exact_for_nvidia_models():
+    original = generate_command(State(seed=5, size=32), "g.model")
+    nvidia = generate_command(State(seed=5, size=32), "g.pkl", nvidia=True)
+    assert original["exact"] and not nvidia["exact"]
+    assert NVIDIA_NOTE in nvidia["note"] and nvidia["command"].startswith("python3 generate.py g.pkl")
