@@ -12,6 +12,7 @@ The unpickler builds only that Network class (as ``NetworkState``, a plain recor
 (``dnnlib.EasyDict`` too), lists, tuples, numbers, strings and numpy arrays, scalars and dtypes;
 any other global refuses the file in one line naming it, before anything is built.
 """
+import codecs
 import io
 import os
 import pickletools
@@ -71,7 +72,9 @@ class NvidiaModel:
 
 
 class _NvidiaUnpickler(SafeUnpickler):
-    extra_globals = {NETWORK_GLOBAL: NetworkState, ("dnnlib.util", "EasyDict"): dict}
+    # protocol 2 pickles bytes as _codecs.encode(text, "latin1") (torch weights_only allows it)
+    extra_globals = {NETWORK_GLOBAL: NetworkState, ("dnnlib.util", "EasyDict"): dict,
+                     ("_codecs", "encode"): codecs.encode}
     holder = "StyleGAN pickle"
 
 

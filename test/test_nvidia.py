@@ -225,7 +225,8 @@ def test_generate_z_with_stored_noise_writes_the_official_8bit_images(tmp_path, 
                     "--noise", "stored", "--truncation", psi, "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     files = sorted(glob.glob(str(tmp_path / "out" / "images" / "*.png")))
-    assert [os.path.basename(f) for f in files] == [f"{k:06d}.png" for k in range(len(expected["z"]))]
+    names = [os.path.basename(f) for f in files]
+    assert names == [f"{k:06d}.png" for k in range(len(expected["z"]))]
     pixels = np.stack([np.asarray(Image.open(f)) for f in files]).astype(int)
     official = expected["uint8_psi1" if psi == "1" else "uint8_psi07"].astype(int)
     assert np.abs(pixels - official).max() <= 1
@@ -290,4 +291,44 @@ def test_the_explorer_says_its_command_is_not_exact_for_nvidia_models():
     original = generate_command(State(seed=5, size=32), "g.model")
     nvidia = generate_command(State(seed=5, size=32), "g.pkl", nvidia=True)
     assert original["exact"] and not nvidia["exact"]
-    assert NVIDIA_NOTE in nvidia["note"] and nvidia["command"].startswith("python3 generate.py g.pkl")
+    assert NVIDIA_NOTE in nvidia["note"]
+    assert nvidia["command"].startswith("python3 generate.py g.pkl")
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 5])
+def test_other_pickle_protocols_read_the_same(tmp_path, protocol, monkeypatch):
+    """The official file re-pickled at other protocols (GLOBAL instead of STACK_GLOBAL at 2,
+    numpy's in-band buffers at 5) gives the same networks."""
+    from tools import bench_nvidia
+    for name in ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    bench_nvidia.register_standin()
+
+    class Trusting(pickle.Unpickler):   # our own fixture: its Network becomes the stand-in
+        def find_class(self, module, name):
+            if (module, name) == ("dnnlib.tflib.network", "Network"):
+                return StandIn
+            return super().find_class(module, name)
+
+    class StandIn(bench_nvidia.Network):
+        def __init__(self):
+            pass
+
+        def __setstate__(self, state):
+            self.state = state
+
+    with open(fixture("official32.pkl"), "rb") as f:
+        networks = Trusting(f).load()
+    copies = tuple(bench_nvidia.Network(n.state) for n in networks)
+    for copy in copies:
+        copy.state["components"] = {k: bench_nvidia.Network(v.state)
+                                    for k, v in copy.state["components"].items()}
+    path = tmp_path / f"protocol{protocol}.pkl"
+    path.write_bytes(pickle.dumps(copies, protocol=protocol))
+    assert is_nvidia_pickle(str(path))
+    again = read_nvidia_pickle(str(path))
+    original = read_nvidia_pickle(fixture("official32.pkl"))
+    for part in ("mapping", "synthesis"):
+        ours, theirs = again.Gs.components[part].variables, original.Gs.components[part].variables
+        assert ours.keys() == theirs.keys()
+        assert all(np.array_equal(ours[k], theirs[k]) for k in ours)

@@ -43,7 +43,8 @@ def errors(name):
                                              - expected[f"uint8_{key}"]).max())
     if "images_mixed" in expected:
         cutoff = int(expected["mixing_cutoff"])
-        w, other = generator.style(z), generator.style(jt.array(expected["z"][expected["mixed_from"]]))
+        other = generator.style(jt.array(expected["z"][expected["mixed_from"]]))
+        w = generator.style(z)
         styles = [w if layer < cutoff else other for layer in range(2 * (step + 1))]
         rows["mixing"] = relative(generator.generator(styles, noise, step).numpy(),
                                   expected["images_mixed"])
