@@ -19,7 +19,7 @@ Progressive growing uses the project's ``step`` and ``alpha``: the official ``lo
 ``max step - step`` with ``alpha = 1 - fraction``, the same linear blend (``structure='linear'``).
 Layers are indexed as NVIDIA's: layer 2s and 2s+1 belong to step s (4 * 2**s px).
 """
-from math import prod, sqrt
+from math import ceil, prod, sqrt
 
 import numpy as np
 
@@ -226,6 +226,7 @@ class NvidiaStyledGenerator(nn.Module):
         self.style = Mapping(arch)
         self.generator = Synthesis(arch)
         self.dlatent_avg = np.zeros((1, arch["dlatent_size"]), np.float32)
+        self.lod = 0.0      # > 0: a file saved mid-growth, rendered as NVIDIA's code renders it
         self.stored_noise = [np.zeros((1, 1, size_for_step(s), size_for_step(s)), np.float32)
                              for s in range(self.max_step + 1) for _ in range(2)]
 
@@ -257,7 +258,24 @@ class NvidiaStyledGenerator(nn.Module):
                             for i, w in enumerate(layer_styles)]
         if noise is None:
             noise = self.noise_maps(step, latents[0].shape[0])
+        if step == self.max_step and self.lod > 0 and not 0 <= alpha < 1:
+            grown, alpha, upscales = self.grown_view()
+            layers = 2 * (grown + 1)
+            images = self.generator(layer_styles[:layers],
+                                    per_layer(noise, step, "noise")[:layers], grown, alpha)
+            for _ in range(upscales):
+                images = upsample_nearest(images)
+            return images
         return self.generator(layer_styles, noise, step, alpha)
+
+    def grown_view(self):
+        """``(step, alpha, upscales)`` of the file's ``lod``, as G_synthesis' recursive
+        structure renders it: the first step s whose lod (max step - s) the file's reaches,
+        blended with the step below by the fraction beyond it, upscaled to full size."""
+        top = self.max_step
+        step = min(top, max(1, ceil(top - self.lod)))
+        fraction = self.lod - (top - step)
+        return step, (1 - fraction if fraction > 0 else -1), top - step
 
     def mean_style(self, input):
         return self.style(input).mean(dim=0, keepdims=True)

@@ -231,7 +231,7 @@ def build_discriminator(network, path):
 def generator_extras(generator):
     """What a checkpoint keeps of an NvidiaStyledGenerator beside its state dict."""
     return {"arch": dict(generator.arch), "dlatent_avg": generator.dlatent_avg,
-            "stored_noise": list(generator.stored_noise)}
+            "stored_noise": list(generator.stored_noise), "lod": float(generator.lod)}
 
 
 def set_generator_extras(generator, extras):
@@ -243,6 +243,7 @@ def set_generator_extras(generator, extras):
             [m.shape for m in noise] != [m.shape for m in generator.stored_noise]:
         raise ValueError("dlatent_avg or stored noise of other shapes than the network's")
     generator.dlatent_avg, generator.stored_noise = avg, noise
+    generator.lod = float(extras.get("lod", 0.0))
 
 
 def generator_from_extras(extras, state_dict):
@@ -261,6 +262,8 @@ def training_start(model, path):
     networks = {"generator": build_generator(model.G, path, "G"),
                 "discriminator": build_discriminator(model.D, path),
                 "g_running": build_generator(model.Gs, path, "Gs")}
+    for name in ("generator", "g_running"):   # trained fully grown, whatever the file's lod
+        networks[name].lod = 0.0
     arch_g = networks["g_running"].arch
     if networks["generator"].arch != arch_g:
         raise NvidiaPickleError(f"{path}: its G and Gs have different architectures")

@@ -21,7 +21,8 @@ never in CI, in a throwaway environment with TensorFlow's CPU package::
   ``images_psi1``, ``images_psi07`` (psi 0.7, cutoff 8), ``uint8_psi1``, ``uint8_psi07`` (through
   ``tflib.convert_images_to_uint8(..., nchw_to_nhwc=True)``), ``dlatents``, the style mixing
   (``mixing_cutoff``, ``mixed_from``, ``images_mixed``; official32 only, official128 has one
-  latent to stay small) and the discriminator's scores ``d_scores_B`` for B in 1, 2, 4, 8 of
+  latent to stay small), ``lods`` and ``images_lod`` (psi 1 with Gs's ``lod`` set to each
+  value, as a file saved mid-growth renders; official32 only) and the discriminator's scores ``d_scores_B`` for B in 1, 2, 4, 8 of
   ``np.random.RandomState(d_seed + B).uniform(-1, 1, (B, 3, R, R)).astype(np.float32)``
   (the images themselves are not stored).
 * ``stylegan2_like.pkl``: ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` whose states name
@@ -198,6 +199,9 @@ def build(tflib, resolution, arch_g, arch_d):
     return G, D, Gs
 
 
+LODS = (1.5, 2.0)    # Gs's lod for images_lod: 16 px blended with 8 px, and 8 px, upscaled
+
+
 def expected(tf, tflib, G, D, Gs, resolution, num):
     latent_size = Gs.input_shape[1]
     out = dict(resolution=np.int64(resolution), latent_size=np.int64(latent_size), d_seed=np.int64(D_SEED))
@@ -217,6 +221,14 @@ def expected(tf, tflib, G, D, Gs, resolution, num):
         out["mixing_cutoff"] = np.int64(MIXING_CUTOFF)
         out["mixed_from"] = mixed_from.astype(np.int64)
         out["images_mixed"] = Gs.components.synthesis.run(w, randomize_noise=False)
+    if num > 1:  # a file saved mid-growth: Gs's lod (G_style assigns it to the synthesis's)
+        lods = np.array(LODS, np.float32)
+        rendered = []
+        for lod in lods:
+            tflib.set_vars({Gs.vars["lod"]: lod})
+            rendered.append(Gs.run(z, None, truncation_psi=1.0, randomize_noise=False))
+        tflib.set_vars({Gs.vars["lod"]: np.float32(0)})
+        out["lods"], out["images_lod"] = lods, np.stack(rendered)
     for b in D_BATCHES:
         d_images = np.random.RandomState(D_SEED + b).uniform(-1, 1, (b, 3, resolution, resolution)).astype(np.float32)
         out["d_scores_%d" % b] = D.run(d_images, None)

@@ -48,6 +48,11 @@ def errors(name):
         styles = [w if layer < cutoff else other for layer in range(2 * (step + 1))]
         rows["mixing"] = relative(generator.generator(styles, noise, step).numpy(),
                                   expected["images_mixed"])
+    for lod, official in zip(expected.get("lods", []), expected.get("images_lod", [])):
+        generator.lod = float(lod)
+        rows[f"lod {lod:g}"] = relative(generator(z, noise=noise, step=step, alpha=1).numpy(),
+                                        official)
+    generator.lod = 0.0
     discriminator = build_discriminator(read_nvidia_pickle(path).D, path)
     size = int(expected["resolution"])
     rows["D"] = max(relative(discriminator(jt.array(np.random.RandomState(
