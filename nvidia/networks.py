@@ -230,12 +230,16 @@ class NvidiaStyledGenerator(nn.Module):
         self.stored_noise = [np.zeros((1, 1, size_for_step(s), size_for_step(s)), np.float32)
                              for s in range(self.max_step + 1) for _ in range(2)]
 
+    def noise_shapes(self, step, batch):
+        """The shapes of a forward pass's noise maps: two per size, one a layer."""
+        return [(batch, 1, size_for_step(s), size_for_step(s))
+                for s in range(step + 1) for _ in range(2)]
+
     def noise_maps(self, step, batch, stored=False):
         """Noise for every layer up to ``step``: the file's (shared by the batch) or random."""
         if stored:
             return [jt.array(m) for m in self.stored_noise[:2 * (step + 1)]]
-        return [jt.randn(batch, 1, size_for_step(s), size_for_step(s))
-                for s in range(step + 1) for _ in range(2)]
+        return [jt.randn(*shape) for shape in self.noise_shapes(step, batch)]
 
     def execute(self, input, noise=None, step=None, alpha=-1, mean_style=None, style_weight=0,
                 mixing_range=(-1, -1), truncation_cutoff=None):

@@ -25,19 +25,22 @@ class SampleGrid:
             code_dim).astype(np.float32)
         self._noise = {}
 
-    def noise(self, step, count):
-        """Fixed noise maps for the sample grid at ``step`` (drawn once from the seed)."""
+    def noise(self, step, count, shapes=None):
+        """Fixed noise maps for the sample grid at ``step`` (drawn once from the seed); of
+        ``shapes`` when given (NVIDIA's networks: one map a layer), else one a size."""
         if step not in self._noise:
             rng = np.random.RandomState(derived_seed(self.seed, step, EPOCH_ORDER_STREAM))
             self._noise[step] = [rng.randn(*shape).astype(np.float32)
-                                 for shape in noise_shapes(step, count)]
+                                 for shape in shapes or noise_shapes(step, count)]
         return self._noise[step]
 
     def images(self, g_running, step, alpha):
         """``(images, columns)``: the grid's images (numpy, in [-1, 1]) from ``g_running`` at
         ``step`` and ``alpha``, in column-major order as the reference writes them."""
         columns, rows = SAMPLE_GRID.get(size_for_step(step), DEFAULT_SAMPLE_GRID)
-        noise = self.noise(step, columns * rows)
+        shapes = (g_running.noise_shapes(step, columns * rows)
+                  if hasattr(g_running, "noise_shapes") else None)
+        noise = self.noise(step, columns * rows, shapes)
         images = []
         with jt.no_grad():
             for column in range(columns):  # the reference generates one column at a time

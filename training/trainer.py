@@ -221,8 +221,9 @@ class Trainer:
     def _noise(self, step, images, share):
         """Noise maps for the D step's and the G step's fakes (the generator would draw them
         per call): drawn for the global batch, this process's ``share`` of them."""
-        maps = [[draw_now(jt.randn(*shape)) for shape in noise_shapes(step, images)]
-                for _ in range(2)]
+        shapes = (self.generator.noise_shapes(step, images)   # NVIDIA's: one map a layer
+                  if hasattr(self.generator, "noise_shapes") else noise_shapes(step, images))
+        maps = [[draw_now(jt.randn(*shape)) for shape in shapes] for _ in range(2)]
         return [[m[share.start:share.stop] for m in one_pass] for one_pass in maps]
 
     def _undo_iteration(self, progress, data):
