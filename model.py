@@ -48,6 +48,12 @@ def noise_shapes(step, batch):
     return [(batch, 1, size_for_step(i), size_for_step(i)) for i in range(step + 1)]
 
 
+def check_latent(latent, code_dim, what="latent"):
+    """ValueError unless ``latent`` has shape (batch, code_dim)."""
+    if len(latent.shape) != 2 or latent.shape[1] != code_dim:
+        raise ValueError(f"{what} must have shape (batch, {code_dim}), got {tuple(latent.shape)}")
+
+
 def truncate(style, mean_style, psi):
     """The truncation trick in W (paper section 4): w <- mean + psi * (w - mean)."""
     return mean_style + psi * (style - mean_style)
@@ -486,10 +492,9 @@ class StyledGenerator(nn.Module):
             layers += [EqualLinear(code_dim, code_dim), nn.LeakyReLU(LEAKY_SLOPE)]
         self.style = nn.Sequential(*layers)
 
-    def _check_latent(self, latent, what="latent"):
-        if len(latent.shape) != 2 or latent.shape[1] != self.code_dim:
-            raise ValueError(f"{what} must have shape (batch, {self.code_dim}), "
-                             f"got {tuple(latent.shape)}")
+    def noise_shapes(self, step, batch):
+        """The shapes of a forward pass's noise maps at ``step``: one a size (``noise_shapes``)."""
+        return noise_shapes(step, batch)
 
     def execute(self, input, noise=None, step=0, alpha=-1, mean_style=None, style_weight=0,
                 mixing_range=(-1, -1), truncation_cutoff=None):
@@ -513,10 +518,10 @@ class StyledGenerator(nn.Module):
         if not latents:
             raise ValueError("expected at least one latent")
         for latent in latents:
-            self._check_latent(latent)
+            check_latent(latent, self.code_dim)
         styles = [self.style(latent) for latent in latents]
         if noise is None:
-            noise = [jt.randn(*shape) for shape in noise_shapes(step, latents[0].shape[0])]
+            noise = [jt.randn(*shape) for shape in self.noise_shapes(step, latents[0].shape[0])]
         check_noise(noise, step)
         if mean_style is not None and truncation_cutoff is None:
             styles = [truncate(style, mean_style, style_weight) for style in styles]
@@ -542,7 +547,7 @@ class StyledGenerator(nn.Module):
 
     def mean_style(self, input):
         """Mean of the mapped styles of ``input`` latents, shape (1, code_dim)."""
-        self._check_latent(input)
+        check_latent(input, self.code_dim)
         return self.style(input).mean(dim=0, keepdims=True)
 
 

@@ -5,16 +5,15 @@ references' checkpoints (``files.checkpoint``), NVIDIA's official StyleGAN v1 pi
 from files import checkpoint
 from files.checkpoint import CheckpointError, generator_state_dict, load_checkpoint
 from files.nvidia_pickle import is_nvidia_pickle, read_nvidia_pickle
-from nvidia.official_files import build_generator, generator_from_extras
-
-NVIDIA_KEY = "nvidia"        # a checkpoint's entry holding an official model's extras
+from nvidia.official_files import (DEFAULT_TRUNCATION, NVIDIA_KEY, build_generator,
+                                   generator_from_extras)
 
 
 def _info(generator, path, kind, max_step):
     arch = generator.arch
     return dict(code_dim=arch["latent_size"], n_mlp=len(arch["mapping_sizes"]),
                 width=arch["channels"][0], kind=kind, max_step=max_step, path=path,
-                flavour=generator.flavour, truncation=tuple(arch.get("truncation", (0.7, 8))))
+                flavour=generator.flavour, truncation=tuple(arch.get("truncation", DEFAULT_TRUNCATION)))
 
 
 def load_generator(path):

@@ -26,8 +26,8 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
-from model import (LEAKY_SLOPE, avg_pool_2x2, spatial_mean, style_of_each_layer, truncate,
-                   upsample_nearest)
+from model import (LEAKY_SLOPE, avg_pool_2x2, check_latent, spatial_mean, style_of_each_layer,
+                   truncate, upsample_nearest)
 from networks.shapes import size_for_step
 from ops import onednn_conv
 from ops.blur import blur
@@ -227,8 +227,8 @@ class NvidiaStyledGenerator(nn.Module):
         self.generator = Synthesis(arch)
         self.dlatent_avg = np.zeros((1, arch["dlatent_size"]), np.float32)
         self.lod = 0.0      # > 0: a file saved mid-growth, rendered as NVIDIA's code renders it
-        self.stored_noise = [np.zeros((1, 1, size_for_step(s), size_for_step(s)), np.float32)
-                             for s in range(self.max_step + 1) for _ in range(2)]
+        self.stored_noise = [np.zeros(shape, np.float32)
+                             for shape in self.noise_shapes(self.max_step, 1)]
 
     def noise_shapes(self, step, batch):
         """The shapes of a forward pass's noise maps: two per size, one a layer."""
@@ -250,9 +250,7 @@ class NvidiaStyledGenerator(nn.Module):
             raise ValueError(f"step must be 0..{self.max_step}, got {step}")
         latents = list(input) if isinstance(input, (list, tuple)) else [input]
         for latent in latents:
-            if len(latent.shape) != 2 or latent.shape[1] != self.code_dim:
-                raise ValueError(f"latent must have shape (batch, {self.code_dim}), got "
-                                 f"{tuple(latent.shape)}")
+            check_latent(latent, self.code_dim)
         styles = [self.style(latent) for latent in latents]
         chosen = per_layer(style_of_each_layer(len(styles), step, mixing_range), step, "styles")
         layer_styles = [styles[k] for k in chosen]

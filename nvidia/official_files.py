@@ -15,6 +15,7 @@ from files.nvidia_pickle import NvidiaPickleError
 from nvidia.networks import NvidiaDiscriminator, NvidiaStyledGenerator
 
 SUPPORTED_BLUR = ([1, 2, 1], None)
+NVIDIA_KEY = "nvidia"            # a checkpoint's entry holding NVIDIA networks' extras
 DEFAULT_TRUNCATION = (0.7, 8)    # G_style's truncation_psi, truncation_cutoff
 
 
@@ -184,14 +185,13 @@ def discriminator_variable_names(discriminator):
 
 
 def _fill(module, values, path, role):
-    """Load {key: array} into ``module``, checking every key and shape (one-line errors)."""
-    own = module.state_dict()
-    for key, value in values.items():
-        if tuple(value.shape) != tuple(own[key].shape):
-            raise NvidiaPickleError(f"{path}: its {role} variable for {key} has shape "
-                                    f"{tuple(value.shape)}, expected {tuple(own[key].shape)}; "
-                                    f"the networks do not fit together")
-    module.load_parameters(values)
+    """Load {key: array} into ``module`` (its ``load_state_dict`` checks every key and shape),
+    a misfit raised as one line."""
+    try:
+        module.load_state_dict(values)
+    except ValueError as error:
+        raise NvidiaPickleError(f"{path}: its {role}: {error}; the networks do not fit "
+                                f"together") from None
 
 
 def build_generator(network, path, role="Gs"):
@@ -232,6 +232,13 @@ def generator_extras(generator):
     """What a checkpoint keeps of an NvidiaStyledGenerator beside its state dict."""
     return {"arch": dict(generator.arch), "dlatent_avg": generator.dlatent_avg,
             "stored_noise": list(generator.stored_noise), "lod": float(generator.lod)}
+
+
+def generator_file(generator):
+    """This project's generator file of an NvidiaStyledGenerator (train.py's ``NNNNNN.model``,
+    tools.convert_nvidia's output): its state dict as ``g_running``, its extras beside it."""
+    return {"g_running": generator.state_dict(),
+            NVIDIA_KEY: {"g_running": generator_extras(generator)}}
 
 
 def set_generator_extras(generator, extras):

@@ -19,13 +19,12 @@ setup()   # Jittor's environment, before anything imports Jittor
 from runtime import cli  # noqa: E402
 from files.checkpoint import CheckpointError, atomic_save  # noqa: E402
 from files.nvidia_pickle import read_nvidia_pickle  # noqa: E402
-from nvidia.official_files import build_generator, generator_extras  # noqa: E402
+from nvidia.official_files import build_generator, generator_file  # noqa: E402
 
 
 def main(args):
     generator = build_generator(read_nvidia_pickle(args.pkl).Gs, args.pkl)
-    atomic_save({"g_running": generator.state_dict(),
-                 "nvidia": {"g_running": generator_extras(generator)}}, args.out)
+    atomic_save(generator_file(generator), args.out)
     print(f"convert_nvidia: wrote {args.out} (Gs of {args.pkl}, "
           f"{4 * 2 ** generator.max_step} px)", file=sys.stderr)
     return generator

@@ -5,7 +5,6 @@ import numpy as np
 
 import jittor as jt
 
-from model import noise_shapes
 from networks.shapes import size_for_step
 from training.data_stream import EPOCH_ORDER_STREAM, derived_seed
 
@@ -25,22 +24,19 @@ class SampleGrid:
             code_dim).astype(np.float32)
         self._noise = {}
 
-    def noise(self, step, count, shapes=None):
-        """Fixed noise maps for the sample grid at ``step`` (drawn once from the seed); of
-        ``shapes`` when given (NVIDIA's networks: one map a layer), else one a size."""
+    def noise(self, step, shapes):
+        """Fixed noise maps of ``shapes`` (the generator's at ``step``) for the sample grid at
+        ``step``, drawn once from the seed."""
         if step not in self._noise:
             rng = np.random.RandomState(derived_seed(self.seed, step, EPOCH_ORDER_STREAM))
-            self._noise[step] = [rng.randn(*shape).astype(np.float32)
-                                 for shape in shapes or noise_shapes(step, count)]
+            self._noise[step] = [rng.randn(*shape).astype(np.float32) for shape in shapes]
         return self._noise[step]
 
     def images(self, g_running, step, alpha):
         """``(images, columns)``: the grid's images (numpy, in [-1, 1]) from ``g_running`` at
         ``step`` and ``alpha``, in column-major order as the reference writes them."""
         columns, rows = SAMPLE_GRID.get(size_for_step(step), DEFAULT_SAMPLE_GRID)
-        shapes = (g_running.noise_shapes(step, columns * rows)
-                  if hasattr(g_running, "noise_shapes") else None)
-        noise = self.noise(step, columns * rows, shapes)
+        noise = self.noise(step, g_running.noise_shapes(step, columns * rows))
         images = []
         with jt.no_grad():
             for column in range(columns):  # the reference generates one column at a time

@@ -8,9 +8,10 @@ import jittor as jt
 
 from dataset import UnreadableImage, random_flip
 from files.checkpoint import CheckpointError
-from model import Discriminator, StyledGenerator, noise_shapes
+from model import Discriminator, StyledGenerator
 from nvidia.networks import NvidiaDiscriminator, NvidiaStyledGenerator
-from nvidia.official_files import generator_extras, set_generator_extras
+from nvidia.official_files import (NVIDIA_KEY, generator_extras, generator_file,
+                                   set_generator_extras)
 from networks.shapes import size_for_step, step_for_size
 from training.config import with_seed
 from training.data_stream import ImageStream, derived_seed, rank_share
@@ -142,17 +143,15 @@ class Trainer:
         dlatent_avg, which are no parameters), else {}: what the checkpoints add."""
         if self.config.nvidia is None:
             return {}
-        return {"nvidia": {name: generator_extras(getattr(self, name))
-                           for name in ("generator", "g_running")}}
+        return {NVIDIA_KEY: {name: generator_extras(getattr(self, name))
+                             for name in ("generator", "g_running")}}
 
     def generator_file(self):
-        """What ``NNNNNN.model`` holds: g_running's state dict (with NVIDIA's extras for an
-        official model, then as {"g_running": state dict, "nvidia": ...})."""
-        extras = self.nvidia_extras()
-        if not extras:
+        """What ``NNNNNN.model`` holds: g_running's state dict, or for NVIDIA's networks
+        ``official_files.generator_file`` (the state dict beside their extras)."""
+        if self.config.nvidia is None:
             return self.g_running.state_dict()
-        return {"g_running": self.g_running.state_dict(),
-                "nvidia": {"g_running": extras["nvidia"]["g_running"]}}
+        return generator_file(self.g_running)
 
     def restore(self, ckpt, path):
         """Continue exactly from a training checkpoint ``ckpt`` (``state``'s, read from
@@ -161,7 +160,7 @@ class Trainer:
         if self.config.nvidia is not None:
             try:
                 for name in ("generator", "g_running"):
-                    set_generator_extras(getattr(self, name), ckpt["nvidia"][name])
+                    set_generator_extras(getattr(self, name), ckpt[NVIDIA_KEY][name])
             except (KeyError, TypeError, ValueError) as error:
                 raise CheckpointError(f"{path}: its NVIDIA model extras are damaged: "
                                       f"{error}") from None
@@ -221,9 +220,8 @@ class Trainer:
     def _noise(self, step, images, share):
         """Noise maps for the D step's and the G step's fakes (the generator would draw them
         per call): drawn for the global batch, this process's ``share`` of them."""
-        shapes = (self.generator.noise_shapes(step, images)   # NVIDIA's: one map a layer
-                  if hasattr(self.generator, "noise_shapes") else noise_shapes(step, images))
-        maps = [[draw_now(jt.randn(*shape)) for shape in shapes] for _ in range(2)]
+        maps = [[draw_now(jt.randn(*shape)) for shape in self.generator.noise_shapes(step, images)]
+                for _ in range(2)]
         return [[m[share.start:share.stop] for m in one_pass] for one_pass in maps]
 
     def _undo_iteration(self, progress, data):
